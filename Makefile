@@ -1,0 +1,67 @@
+# Trainyard: `make up` starts the whole stack on embedded defaults; `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP_APP := $(VENV)/.installed-app
+STAMP_DEV := $(VENV)/.installed-dev
+STAMP_NPM := frontend/node_modules/.installed
+STAMP_CHROMIUM := $(VENV)/.installed-chromium
+# Tests: PostgreSQL and Redis on 127.0.0.1 (running on CI), FalkorDB started by the test session.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
+PYTEST_ARGS ?=
+
+.PHONY: up install test test-fast test-sqlite benchmarks clean help
+
+help:
+	@echo "make up        install, migrate, seed and start the whole stack (Ctrl-C stops it)"
+	@echo "make test      install the test tools and run the whole suite (PostgreSQL, then the SQLite subset)"
+	@echo "make test-fast unit tests only, no services"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+
+$(STAMP_APP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): $(STAMP_APP) pyproject.toml
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+$(STAMP_NPM): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright's own browser download does not work offline),
+# and docker-compose to check the production compose file where the `docker compose` plugin is absent.
+$(STAMP_CHROMIUM): | $(VENV)/bin/python
+	@if ! command -v chromium >/dev/null || ! (docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null); then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose >/dev/null; \
+	fi
+	touch $@
+
+install: $(STAMP_APP) $(STAMP_NPM)
+
+up: install
+	$(PY) manage.py up
+
+test: $(STAMP_DEV) $(STAMP_NPM) $(STAMP_CHROMIUM)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-sqlite
+
+# The fast subset on SQLite, the embedded default's database.
+test-sqlite: $(STAMP_DEV)
+	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite/trainyard.sqlite3 REDIS_URL=$(TEST_REDIS_URL) \
+		$(PY) -m pytest -m sqlite_ok -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP_DEV)
+	$(PY) -m pytest tests/unit -q
+
+benchmarks: $(STAMP_DEV)
+	@echo "see benchmarks/README.md"
+
+clean:
+	rm -rf $(VENV) frontend/node_modules var/static

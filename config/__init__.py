@@ -1,0 +1,4 @@
+"""Django project wiring: settings, urls, asgi and the Celery app."""
+from config.celery import app as celery_app
+
+__all__ = ["celery_app"]

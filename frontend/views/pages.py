@@ -1,0 +1,166 @@
+"""Page views. Thin: data comes from selectors, actions go through services."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from trainer_app import health, selectors, services
+from trainer_app.models import Role
+
+# What each section is for and what to do first, shown while it is empty.
+EMPTY_STATES = {
+    "datasets": {
+        "title": "Datasets",
+        "lead": "Every experiment starts with data.",
+        "empty": "No datasets in this project yet.",
+        "next": "Upload a CSV, a ZIP of images in class folders, or an .npz file; the sample datasets "
+                "(digits, iris, wine, breast cancer) appear here once dataset support lands.",
+    },
+    "models": {
+        "title": "Models",
+        "lead": "Design a network in a form: presets (MLP, small CNN, ResNet, ViT) or a layer builder.",
+        "empty": "No model designs yet.",
+        "next": "Add a dataset first, then design a model whose shapes fit it.",
+    },
+    "runs": {
+        "title": "Runs",
+        "lead": "Training jobs: each one a PyTorch DDP job on a worker, with live charts.",
+        "empty": "No runs yet.",
+        "next": "Pick a dataset and a model design, then launch a run; its loss and accuracy stream here live.",
+    },
+    "sweeps": {
+        "title": "Sweeps",
+        "lead": "Hyperparameter searches driven by Optuna, with pruning of bad trials.",
+        "empty": "No sweeps yet.",
+        "next": "Launch a single run first, then search its learning rate, batch size or depth with a sweep.",
+    },
+    "leaderboards": {
+        "title": "Leaderboards",
+        "lead": "The best runs per dataset, grouped across seeds, against a pinned baseline.",
+        "empty": "Nothing to rank yet.",
+        "next": "Leaderboards fill in as runs finish: launch a few runs on one dataset.",
+    },
+    "graph": {
+        "title": "Knowledge graph",
+        "lead": "How datasets, models, runs, sweeps and checkpoints relate, and the techniques they apply.",
+        "empty": "The graph holds no lineage yet.",
+        "next": "Every dataset, design and run you create appears here as a node with its links.",
+    },
+    "fleet": {
+        "title": "Fleet",
+        "lead": "The workers that run jobs, their GPUs and queues.",
+        "empty": "No worker has registered.",
+        "next": "Start one with `celery -A config worker -Q default,cpu` (make up starts one for you).",
+    },
+}
+
+
+@login_required
+def home(request):
+    return redirect("runs")
+
+
+def _section(request, name: str, **extra):
+    context = {"section": EMPTY_STATES[name], "section_name": name, **extra}
+    return render(request, "frontend/section.html", context)
+
+
+@login_required
+def datasets(request):
+    return _section(request, "datasets")
+
+
+@login_required
+def models(request):
+    return _section(request, "models")
+
+
+@login_required
+def runs(request):
+    return _section(request, "runs")
+
+
+@login_required
+def sweeps(request):
+    return _section(request, "sweeps")
+
+
+@login_required
+def leaderboards(request):
+    return _section(request, "leaderboards")
+
+
+@login_required
+def graph(request):
+    return _section(request, "graph")
+
+
+def _require_site_admin(request) -> None:
+    if not selectors.user_is_site_admin(request.user):
+        raise PermissionDenied("Only admins can see this page.")
+
+
+@login_required
+def fleet(request):
+    _require_site_admin(request)
+    return render(request, "frontend/fleet.html", {"section": EMPTY_STATES["fleet"],
+                                                   "workers": selectors.worker_list()})
+
+
+@login_required
+def status(request):
+    _require_site_admin(request)
+    template = "frontend/_status_table.html" if request.htmx else "frontend/status.html"
+    return render(request, template, {"report": health.health_report()})
+
+
+@login_required
+def projects(request):
+    rows = []
+    for project, role in selectors.project_list_with_roles(user=request.user):
+        members = project.memberships.select_related("user").order_by("user__username")
+        can_manage = role == Role.ADMIN or selectors.user_is_site_admin(request.user)
+        rows.append({"project": project, "role": role, "members": members, "can_manage": can_manage})
+    return render(request, "frontend/projects.html", {"rows": rows, "roles": Role.choices})
+
+
+@login_required
+@require_POST
+def project_create(request):
+    if not selectors.user_is_site_admin(request.user):
+        raise PermissionDenied("Only admins can create projects.")
+    try:
+        services.project_create(name=request.POST.get("name", ""), description=request.POST.get("description", ""),
+                                created_by=request.user)
+    except ValidationError as error:
+        return _form_error(request, error)
+    return _projects_response(request)
+
+
+@login_required
+@require_POST
+def project_member_set(request, project_id: int):
+    project = get_object_or_404(selectors.project_list(user=request.user), id=project_id)
+    try:
+        services.membership_set(project=project, actor=request.user, username=request.POST.get("username", ""),
+                                role=request.POST.get("role", ""))
+    except ValidationError as error:
+        return _form_error(request, error)
+    return _projects_response(request)
+
+
+def _form_error(request, error: ValidationError) -> HttpResponse:
+    messages = [message for messages in error.message_dict.values() for message in messages] \
+        if hasattr(error, "error_dict") else error.messages
+    return render(request, "frontend/_form_error.html", {"messages": messages}, status=400)
+
+
+def _projects_response(request) -> HttpResponse:
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return redirect("projects")

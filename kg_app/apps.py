@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class KgAppConfig(AppConfig):
+    name = "kg_app"
+    verbose_name = "Knowledge graph"

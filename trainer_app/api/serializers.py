@@ -1,0 +1,44 @@
+from rest_framework import serializers
+
+from trainer_app.models import Membership, Role, Worker
+
+
+class ProjectOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    role = serializers.CharField(help_text="the requesting user's role: analyst, lead or admin")
+
+
+class ProjectInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class MembershipInput(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MembershipOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+
+
+class WorkerOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Worker
+        fields = ["name", "hostname", "status", "last_heartbeat", "queues", "gpus", "cpu_count", "ram_mb",
+                  "software", "started_at"]
+
+
+class TokenInput(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField()

@@ -1,0 +1,115 @@
+"""API views: one per resource, explicit input and output serializers, domain work in services."""
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from trainer_app import health, selectors, services
+from trainer_app.api import serializers as s
+from trainer_app.api.permissions import IsSiteAdmin
+
+
+def _django_errors(error: DjangoValidationError) -> ValidationError:
+    return ValidationError(error.message_dict if hasattr(error, "error_dict") else {"detail": error.messages})
+
+
+class TokenView(APIView):
+    """Exchange a user name and password for an API token (rate-limited like the login page)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=s.TokenInput, responses=s.TokenOutput)
+    def post(self, request):
+        data = s.TokenInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request=request, **data.validated_data)
+        if getattr(request, "axes_locked_out", False):
+            return Response({"detail": "Too many failed attempts for this user from this address: "
+                             "wait and try again later, or ask an admin to unlock the account."},
+                            status=status.HTTP_429_TOO_MANY_REQUESTS)
+        if user is None:
+            raise ValidationError({"detail": "Wrong user name or password."})
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=s.ProjectOutput(many=True))
+    def get(self, request):
+        rows = [{"id": p.id, "name": p.name, "description": p.description, "role": role}
+                for p, role in selectors.project_list_with_roles(user=request.user)]
+        return Response(s.ProjectOutput(rows, many=True).data)
+
+    @extend_schema(request=s.ProjectInput, responses={201: s.ProjectOutput})
+    def post(self, request):
+        if not selectors.user_is_site_admin(request.user):
+            raise PermissionDenied("Only admins can create projects.")
+        data = s.ProjectInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            project = services.project_create(created_by=request.user, **data.validated_data)
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        output = {"id": project.id, "name": project.name, "description": project.description, "role": "admin"}
+        return Response(s.ProjectOutput(output).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses=s.ProjectOutput)
+    def get(self, request, project_id: int):
+        project = get_object_or_404(selectors.project_list(user=request.user), id=project_id)
+        role = selectors.user_project_role(request.user, project)
+        return Response(s.ProjectOutput({"id": project.id, "name": project.name,
+                                         "description": project.description, "role": role}).data)
+
+
+class ProjectMembersView(APIView):
+    @extend_schema(responses=s.MembershipOutput(many=True))
+    def get(self, request, project_id: int):
+        project = get_object_or_404(selectors.project_list(user=request.user), id=project_id)
+        return Response(s.MembershipOutput(project.memberships.select_related("user"), many=True).data)
+
+    @extend_schema(request=s.MembershipInput, responses=s.MembershipOutput)
+    def post(self, request, project_id: int):
+        project = get_object_or_404(selectors.project_list(user=request.user), id=project_id)
+        data = s.MembershipInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            membership = services.membership_set(project=project, actor=request.user, **data.validated_data)
+        except DjangoPermissionDenied as error:
+            raise PermissionDenied(str(error)) from None
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        return Response(s.MembershipOutput(membership).data)
+
+
+class HealthView(APIView):
+    """Database, broker, graph and workers, each with ok, latency and (for admins) the URL checked."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        report = health.health_report()
+        if not selectors.user_is_site_admin(request.user):
+            # Anyone (a load balancer) may learn whether we are healthy, not where our services live.
+            report = {name: {"ok": part["ok"], "latency_ms": part["latency_ms"]} for name, part in report.items()}
+        healthy = all(part["ok"] for part in report.values())
+        return Response(report, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class WorkerListView(APIView):
+    permission_classes = [IsSiteAdmin]
+
+    @extend_schema(responses=s.WorkerOutput(many=True))
+    def get(self, request):
+        return Response(s.WorkerOutput(selectors.worker_list(), many=True).data)

@@ -1,0 +1,70 @@
+"""Celery worker lifecycle: register on start, heartbeat every few seconds, say goodbye on shutdown."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerHeartbeat(threading.Thread):
+    """A daemon thread in the worker's main process that renews the worker's row."""
+
+    def __init__(self, *, name: str, queues: list[str]):
+        super().__init__(name="trainyard-heartbeat", daemon=True)
+        self.worker_name = name
+        self.queues = queues
+        self.started_at = timezone.now()
+        self.stopping = threading.Event()
+
+    def beat(self) -> None:
+        import socket
+
+        from trainer_app.hardware import node_facts
+        from trainer_app.services import worker_heartbeat
+
+        close_old_connections()
+        worker_heartbeat(name=self.worker_name, hostname=socket.gethostname(), queues=self.queues,
+                         pid=os.getpid(), started_at=self.started_at, **node_facts())
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.beat()
+            except Exception:  # a database hiccup must not kill the heartbeat; the next beat retries
+                logger.exception("worker heartbeat failed; retrying in %s s", settings.WORKER_HEARTBEAT_SECONDS)
+            self.stopping.wait(settings.WORKER_HEARTBEAT_SECONDS)
+        connection.close()
+
+
+_heartbeat: WorkerHeartbeat | None = None
+
+
+@worker_ready.connect
+def start_worker_heartbeat(sender=None, **kwargs) -> None:
+    global _heartbeat
+    queues = sorted(sender.app.amqp.queues.consume_from.keys())
+    _heartbeat = WorkerHeartbeat(name=sender.hostname, queues=queues)
+    _heartbeat.beat()  # registered before the worker takes its first job
+    _heartbeat.start()
+    logger.info("worker %s registered, consuming %s", sender.hostname, ", ".join(queues))
+
+
+@worker_shutdown.connect
+def stop_worker_heartbeat(sender=None, **kwargs) -> None:
+    if _heartbeat is None:
+        return
+    from trainer_app.services import worker_mark_offline
+
+    _heartbeat.stopping.set()
+    try:
+        close_old_connections()
+        worker_mark_offline(name=_heartbeat.worker_name)
+    except Exception:
+        logger.exception("could not mark worker %s offline; the beat will notice", _heartbeat.worker_name)
