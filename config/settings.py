@@ -15,6 +15,8 @@ if MODE not in {"development", "production"}:
     raise env.ConfigError(f"TRAINYARD_MODE={MODE!r} is unknown: set it to development or production")
 PRODUCTION = MODE == "production"
 VAR_DIR = env.var_dir()
+if not PRODUCTION:  # the embedded stack keeps its database, secret key and services' data here
+    env.ensure_writable_dir(VAR_DIR, "Trainyard's data directory")
 
 SECRET_KEY = env.secret_key(MODE, VAR_DIR)
 DEBUG = env.get_bool("DEBUG", False)
@@ -143,6 +145,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # a checkout serves its static files before `collectstatic` has run
 
 # --- Accounts -----------------------------------------------------------------------------

@@ -18,33 +18,42 @@ class FalkorGraphStore(GraphStore):
     def __init__(self, url: str, *, graph_name: str = "trainyard"):
         super().__init__(url)
         import redis
-        from falkordb import FalkorDB
 
         self._redis_errors = (redis.ConnectionError, redis.TimeoutError)
         self._response_error = redis.ResponseError
         parts = urlsplit(url)
         scheme = "rediss" if parts.scheme == "falkordbs" else "redis"
-        redis_url = urlunsplit(parts._replace(scheme=scheme))
-        self._db = FalkorDB.from_url(
-            redis_url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=SOCKET_TIMEOUT_S
-        )
-        self._graph = self._db.select_graph(graph_name)
+        self._redis_url = urlunsplit(parts._replace(scheme=scheme))
+        self._graph_name = graph_name
+        # Connected on first use: the client talks to the server when built, and building a store must
+        # not fail or block (the app keeps working while the graph server is down).
+        self._db = None
+        self._graph = None
 
     def run(self, cypher: str, params: dict[str, Any] | None = None, *, read_only: bool = False) -> list[dict]:
         try:
-            result = self._execute(cypher, params or {}, read_only)
+            try:
+                result = self._execute(cypher, params or {}, read_only)
+            except self._response_error as exc:
+                if not (read_only and EMPTY_KEY in str(exc)):
+                    raise
+                # A graph never written does not exist yet, and GRAPH.RO_QUERY refuses a missing key.
+                # Creating the empty graph changes no data; then the read-only statement runs as asked.
+                self._execute("RETURN 0", {}, False)
+                result = self._execute(cypher, params or {}, read_only)
         except self._response_error as exc:
-            if not (read_only and EMPTY_KEY in str(exc)):
-                raise GraphStoreError(str(exc)) from None
-            # A graph that was never written does not exist yet, and GRAPH.RO_QUERY refuses a missing key.
-            # Creating the empty graph changes no data; then the read-only statement runs as asked.
-            self._execute("RETURN 0", {}, False)
-            result = self._execute(cypher, params or {}, read_only)
+            raise GraphStoreError(str(exc)) from None
         columns = [column[1] if isinstance(column, (list, tuple)) else column for column in result.header]
         return [dict(zip(columns, (_plain(value) for value in row))) for row in result.result_set]
 
     def _execute(self, cypher: str, params: dict, read_only: bool):
         try:
+            if self._graph is None:
+                from falkordb import FalkorDB
+
+                self._db = FalkorDB.from_url(self._redis_url, socket_connect_timeout=CONNECT_TIMEOUT_S,
+                                             socket_timeout=SOCKET_TIMEOUT_S)
+                self._graph = self._db.select_graph(self._graph_name)
             if read_only:
                 return self._graph.ro_query(cypher, params, timeout=QUERY_TIMEOUT_MS)
             return self._graph.query(cypher, params, timeout=QUERY_TIMEOUT_MS)
@@ -58,7 +67,8 @@ class FalkorGraphStore(GraphStore):
         return mask_url(self.url)
 
     def close(self) -> None:
-        self._db.connection.close()
+        if self._db is not None:
+            self._db.connection.close()
 
 
 def _plain(value: Any) -> Any:

