@@ -10,12 +10,17 @@ from django.db import connection
 from config.env import mask_url
 
 
+def one_line(text: str) -> str:
+    """Drivers' messages span lines; a status cell and a start-up error get one."""
+    return " ".join(text.split())
+
+
 def _timed(check: Callable[[], dict]) -> dict:
     started = time.perf_counter()
     try:
         report = {"ok": True, **check()}
     except Exception as exc:  # every failure becomes a report, the health page itself never fails
-        report = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        report = {"ok": False, "error": one_line(f"{type(exc).__name__}: {exc}")}
     report["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return report
 
@@ -63,9 +68,12 @@ def check_graph() -> dict:
     try:
         store = get_graph_store()
     except Exception as exc:
-        return {"ok": False, "url": mask_url(settings.KG_URL), "latency_ms": 0.0, "error": str(exc)}
+        return {"ok": False, "url": mask_url(settings.KG_URL), "latency_ms": 0.0, "error": one_line(str(exc))}
     try:
-        return store.health()
+        report = store.health()
+        if "error" in report:
+            report["error"] = one_line(report["error"])
+        return report
     finally:
         store.close()
 
