@@ -1,5 +1,6 @@
 """`make up` (`python manage.py up`) on embedded defaults: healthy within 3 minutes, Ctrl-C leaves nothing."""
 import signal
+import sqlite3
 import socket
 import time
 
@@ -42,6 +43,9 @@ def test_up_serves_login_and_is_healthy_then_ctrl_c_leaves_no_process(tmp_path):
     assert code == 0, stack.output
     wait_until(lambda: not alive(children), timeout_s=10, message=f"no process left: {alive(children)}")
     assert "stopped." in stack.output
+    # the worker said goodbye on its way out: the fleet shows it offline at once
+    with sqlite3.connect(stack.var_dir / "trainyard.sqlite3") as database:
+        assert database.execute("SELECT DISTINCT status FROM trainer_app_worker").fetchall() == [("offline",)]
 
 
 def test_a_second_up_keeps_the_data_and_the_generated_password(tmp_path):
