@@ -1,4 +1,10 @@
+from trainer_app.models.datasets import Dataset, DatasetSource, DatasetStatus, SiteSettings, Upload
+from trainer_app.models.designs import ModelDesign
 from trainer_app.models.fleet import Worker, WorkerStatus
 from trainer_app.models.projects import Membership, Project, Role
+from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, MetricPoint, Queue, Run, RunKind,
+                                     RunStatus)
 
-__all__ = ["Membership", "Project", "Role", "Worker", "WorkerStatus"]
+__all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES",
+           "Membership", "MetricPoint", "ModelDesign", "Project", "Queue", "Role", "Run", "RunKind", "RunStatus",
+           "SiteSettings", "Upload", "Worker", "WorkerStatus"]

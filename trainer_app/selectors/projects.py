@@ -1,13 +1,9 @@
-"""Reads. Every list a user sees goes through a selector that scopes it to their projects."""
+"""Projects, memberships and roles."""
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.db.models import QuerySet
-from django.utils import timezone
 
-from trainer_app.models import Membership, Project, Worker, WorkerStatus
+from trainer_app.models import Membership, Project
 
 
 def user_is_site_admin(user) -> bool:
@@ -31,12 +27,3 @@ def user_project_role(user, project: Project) -> str | None:
 def project_list_with_roles(*, user) -> list[tuple[Project, str]]:
     memberships = Membership.objects.filter(user=user).select_related("project").order_by("project__name")
     return [(membership.project, membership.role) for membership in memberships]
-
-
-def worker_list() -> QuerySet[Worker]:
-    return Worker.objects.order_by("name")
-
-
-def workers_online() -> QuerySet[Worker]:
-    cutoff = timezone.now() - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
-    return Worker.objects.filter(status=WorkerStatus.ONLINE, last_heartbeat__gte=cutoff)

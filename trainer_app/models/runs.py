@@ -1,0 +1,126 @@
+"""Runs: one training job each, its lifecycle, lease, metrics and checkpoints."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from trainer_app.models.datasets import Dataset
+from trainer_app.models.designs import ModelDesign
+from trainer_app.models.projects import Project
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    STARTING = "starting", "Starting"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    LOST = "lost", "Lost"
+
+
+ACTIVE_STATUSES = (RunStatus.STARTING, RunStatus.RUNNING)
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class RunKind(models.TextChoices):
+    RUN = "run", "Run"
+    TRIAL = "trial", "Sweep trial"
+    LR_FINDER = "lr_finder", "Learning-rate finder"
+
+
+class Queue(models.Model):
+    """A named Celery queue admins can pause, resume and reprioritise."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    paused = models.BooleanField(default=False)
+    priority = models.PositiveSmallIntegerField(default=5, help_text="0 (highest) .. 9 (lowest)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Run(models.Model):
+    """A training job. Liveness is a lease in SQL: the supervising task renews `heartbeat_at`; the
+    reaper re-queues a run whose lease expired, counting deliveries (DESIGN.md)."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    design = models.ForeignKey(ModelDesign, on_delete=models.PROTECT, related_name="runs")
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=16, choices=RunKind.choices, default=RunKind.RUN)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    config = models.JSONField(default=dict, help_text="training settings as validated")
+    resources = models.JSONField(default=dict, help_text="nproc_per_node, gpus_per_node, nnodes")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="runs")
+    priority = models.PositiveSmallIntegerField(default=5)
+    fine_tuned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="fine_tuned_runs")
+    init = models.JSONField(default=dict, blank=True, help_text="weights to start from and layers to freeze")
+
+    # lifecycle and lease
+    cancel_requested = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    deliveries = models.PositiveIntegerField(default=0)
+    worker = models.ForeignKey("trainer_app.Worker", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    exit_code = models.IntegerField(null=True, blank=True)
+    log_tail = models.JSONField(default=list, help_text="last log lines, kept for failed runs")
+
+    # results
+    summary = models.JSONField(default=dict, help_text="final value of each metric")
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    epoch = models.PositiveIntegerField(default=0)
+
+    # organisation
+    tags = models.JSONField(default=list)
+    notes = models.TextField(blank=True)
+    starred = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return self.name or f"run {self.pk}"
+
+
+class MetricPoint(models.Model):
+    """One value of one metric at one global step. (run, name, step) is unique: a redelivered or
+    resumed run that sends a step again replaces the point, never duplicates it."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="points")
+    name = models.CharField(max_length=64)
+    step = models.BigIntegerField()
+    value = models.FloatField()
+    epoch = models.FloatField(null=True)
+    time = models.FloatField(null=True, help_text="seconds since the epoch, when the engine measured it")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name", "step"], name="one_point_per_step")]
+
+
+class Checkpoint(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
+    epoch = models.PositiveIntegerField()
+    step = models.PositiveIntegerField()
+    path = models.CharField(max_length=500, help_text="weights (.safetensors), relative to MEDIA_ROOT")
+    best = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "-step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="one_checkpoint_per_step")]
