@@ -15,6 +15,20 @@ from config.embedded import start_bundled_redis
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database per checkout, so that two checkouts on one machine (a CI run beside a
+    developer's run) never share or drop each other's database."""
+    import hashlib
+
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("postgresql"):
+        digest = hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+        database.setdefault("TEST", {})["NAME"] = f"test_trainyard_{digest}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def falkordb_server(tmp_path_factory):
     """A FalkorDB from the wheel for the whole session (unless KG_URL pointed elsewhere)."""
