@@ -109,9 +109,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "fleet-mark-offline": {"task": "trainer_app.tasks.fleet_mark_offline", "schedule": 10.0},
+    "runs-reap": {"task": "trainer_app.tasks.runs_reap", "schedule": 10.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 WORKER_HEARTBEAT_SECONDS = 5
+RUN_HEARTBEAT_SECONDS = 5
+RUN_LEASE_SECONDS = 30  # a run whose supervisor has not renewed its lease for this long is lost
+RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
 WORKER_OFFLINE_AFTER_SECONDS = 20
 
 CACHES = {

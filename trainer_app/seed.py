@@ -76,6 +76,9 @@ def seed_demo_project(admin) -> Project:
 
 
 def seed_all() -> AdminCredentials:
+    from trainer_app.services.queues import queues_ensure_defaults
+
+    queues_ensure_defaults()
     credentials = seed_admin()
     admin = get_user_model().objects.get(username=ADMIN_USERNAME)
     seed_demo_project(admin)

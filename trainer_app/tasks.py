@@ -9,3 +9,24 @@ def fleet_mark_offline() -> int:
     """Periodic (beat): workers that missed their heartbeats are marked offline."""
     return services.workers_mark_offline_stale()
 
+
+
+@shared_task(name="trainer_app.tasks.runs_reap", ignore_result=True)
+def runs_reap() -> dict:
+    """Periodic (beat): runs whose lease expired are re-queued to resume, or failed after 3 losses."""
+    from trainer_app.services.runs import runs_reap as reap
+
+    return reap()
+
+
+@shared_task(bind=True, name="trainer_app.tasks.run_execute", ignore_result=True, acks_late=True)
+def run_execute(self, run_id: int) -> str:
+    """Supervise one run. A delivery of a run that is already claimed and alive does nothing."""
+    from trainer_app.runner import RunSupervisor
+    from trainer_app.services.runs import run_claim
+
+    worker_name = self.request.hostname
+    owner = f"{worker_name}:{self.request.id}"
+    if not run_claim(run_id=run_id, owner=owner, worker_name=worker_name):
+        return "not-claimed"
+    return RunSupervisor(run_id, owner).execute()

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from trainer_app.models import Membership, Role, Worker
+from trainer_app.models import Membership, Queue, Role, Worker
 
 
 class ProjectOutput(serializers.Serializer):
@@ -42,3 +42,15 @@ class TokenInput(serializers.Serializer):
 
 class TokenOutput(serializers.Serializer):
     token = serializers.CharField()
+
+
+class QueueOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Queue
+        fields = ["id", "name", "description", "paused", "priority"]
+
+
+class QueueInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    priority = serializers.IntegerField(required=False, default=5)

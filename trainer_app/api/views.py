@@ -17,6 +17,8 @@ from rest_framework.views import APIView
 from trainer_app import health, selectors, services
 from trainer_app.api import serializers as s
 from trainer_app.api.permissions import IsSiteAdmin
+from trainer_app.models import Queue
+from trainer_app.services import queues as queue_services
 
 
 def _django_errors(error: DjangoValidationError) -> ValidationError:
@@ -115,3 +117,37 @@ class WorkerListView(APIView):
     @extend_schema(responses=s.WorkerOutput(many=True))
     def get(self, request):
         return Response(s.WorkerOutput(selectors.worker_list(), many=True).data)
+
+
+class QueueListView(APIView):
+    """Everyone sees the queues (to choose one at launch); only admins create them."""
+
+    @extend_schema(responses=s.QueueOutput(many=True))
+    def get(self, request):
+        return Response(s.QueueOutput(Queue.objects.all(), many=True).data)
+
+    @extend_schema(request=s.QueueInput, responses={201: s.QueueOutput})
+    def post(self, request):
+        if not selectors.user_is_site_admin(request.user):
+            raise PermissionDenied("Only admins can create queues.")
+        data = s.QueueInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            queue = queue_services.queue_create(**data.validated_data)
+        except DjangoValidationError as error:
+            raise _django_errors(error) from None
+        return Response(s.QueueOutput(queue).data, status=status.HTTP_201_CREATED)
+
+
+class QueuePauseView(APIView):
+    permission_classes = [IsSiteAdmin]
+    paused = True
+
+    @extend_schema(request=None, responses=s.QueueOutput)
+    def post(self, request, queue_id: int):
+        queue = get_object_or_404(Queue, id=queue_id)
+        return Response(s.QueueOutput(queue_services.queue_set_paused(queue=queue, paused=self.paused)).data)
+
+
+class QueueResumeView(QueuePauseView):
+    paused = False

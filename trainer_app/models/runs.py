@@ -72,6 +72,8 @@ class Run(models.Model):
     worker = models.ForeignKey("trainer_app.Worker", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     exit_code = models.IntegerField(null=True, blank=True)
     log_tail = models.JSONField(default=list, help_text="last log lines, kept for failed runs")
+    stream_position = models.CharField(max_length=64, default="0-0",
+                                       help_text="last Redis Stream entry persisted to SQL")
 
     # results
     summary = models.JSONField(default=dict, help_text="final value of each metric")

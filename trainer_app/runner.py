@@ -1,0 +1,156 @@
+"""The supervisor of one run: writes the engine's spec, starts `torchrun` in its own process group,
+renews the run's lease, persists its events, relays a cancel, and records the outcome.
+
+It never trains: the engine does, in the ranks torchrun starts (DESIGN.md). It runs inside a Celery
+prefork task, which cannot fork torch workers itself, hence the subprocess.
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from trainer_app.models import Run, RunStatus
+from trainer_app.services import metrics as metric_services
+from trainer_app.services import runs as run_services
+from trainer_app.specs import run_directory, run_spec
+
+logger = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+LOG_TAIL_LINES = 40
+POLL_SECONDS = 0.5
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def torchrun_command(spec_path: Path, nproc_per_node: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+            "--nproc-per-node", str(nproc_per_node), "-m", "trainer_app.engine", str(spec_path)]
+
+
+class RunSupervisor:
+    def __init__(self, run_id: int, owner: str):
+        self.run_id = run_id
+        self.owner = owner
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.process: subprocess.Popen | None = None
+        self.terminated_at: float | None = None
+
+    def execute(self) -> str:
+        run = Run.objects.select_related("dataset", "design", "queue", "fine_tuned_from").get(id=self.run_id)
+        directory = run_directory(run)
+        directory.mkdir(parents=True, exist_ok=True)
+        spec = run_spec(run)
+        spec_path = directory / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=2))
+        nproc = int(run.resources.get("nproc_per_node", 1))
+        environment = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)),
+                           PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
+        log_path = directory / "engine.log"
+        self.process = subprocess.Popen(
+            torchrun_command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+        run_services.run_mark_running(run_id=self.run_id, owner=self.owner)
+        reader = threading.Thread(target=self._read_output, args=(log_path,), daemon=True)
+        reader.start()
+        outcome = self._supervise()
+        reader.join(timeout=10)
+        return outcome
+
+    def _read_output(self, log_path: Path) -> None:
+        with open(log_path, "ab") as log:
+            for line in self.process.stdout:
+                log.write(line)
+                self.log_tail.append(line.decode(errors="replace").rstrip())
+
+    def _supervise(self) -> str:
+        last_beat = 0.0
+        while True:
+            code = self.process.poll()
+            now = time.monotonic()
+            if now - last_beat >= settings.RUN_HEARTBEAT_SECONDS or code is not None:
+                last_beat = now
+                close_old_connections()
+                ours, cancel = run_services.run_heartbeat(run_id=self.run_id, owner=self.owner)
+                self._persist()
+                if not ours:
+                    logger.warning("run %s: lease lost to another delivery; stopping this one", self.run_id)
+                    self._stop(signal.SIGKILL)
+                    return "lease-lost"
+                if cancel and self.terminated_at is None and code is None:
+                    logger.info("run %s: cancel requested; asking the engine to checkpoint and stop", self.run_id)
+                    self._stop(signal.SIGTERM)
+            if (self.terminated_at is not None and code is None
+                    and now - self.terminated_at > settings.RUN_CANCEL_GRACE_SECONDS):
+                self._stop(signal.SIGKILL)
+            if code is not None:
+                self._stop(signal.SIGKILL)  # leave no rank behind, whatever torchrun did
+                self._persist()
+                return self._finish(code)
+            time.sleep(POLL_SECONDS)
+
+    def _persist(self) -> None:
+        try:
+            metric_services.metrics_persist(run_id=self.run_id)
+        except Exception:  # the stream is a cache of the run's progress: retry at the next beat
+            logger.exception("run %s: persisting events failed; will retry", self.run_id)
+
+    def _stop(self, signum: int) -> None:
+        if signum == signal.SIGTERM:
+            self.terminated_at = time.monotonic()
+        try:
+            os.killpg(self.process.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _finish(self, code: int) -> str:
+        from trainer_app.engine import exit_codes
+
+        tail = list(self.log_tail)
+        if code == exit_codes.SUCCESS:
+            status, error = RunStatus.SUCCEEDED, ""
+        elif code == exit_codes.CANCELLED:
+            status, error = RunStatus.CANCELLED, ""
+        elif code == exit_codes.DIVERGED:
+            status, error = RunStatus.FAILED, _last_matching(tail, "diverged") or "diverged"
+        else:
+            status = RunStatus.CANCELLED if self.terminated_at is not None else RunStatus.FAILED
+            error = "" if status == RunStatus.CANCELLED else (_engine_error(tail) or f"engine exited with code {code}")
+        run_services.run_finish(run_id=self.run_id, owner=self.owner, status=status, error=error, exit_code=code,
+                                log_tail=tail if status == RunStatus.FAILED else [])
+        return status
+
+
+def _last_matching(lines: list[str], needle: str) -> str:
+    for line in reversed(lines):
+        if needle in line:
+            return line.split("] ", 1)[-1].strip()
+    return ""
+
+
+def _engine_error(lines: list[str]) -> str:
+    """The exception line of a traceback, else the last non-empty line."""
+    for line in reversed(lines):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("File ", "^", "[rank", "torch.distributed", "Traceback")) \
+                and ("Error" in stripped or "Exception" in stripped):
+            return stripped
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")

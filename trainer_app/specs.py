@@ -1,0 +1,35 @@
+"""The one seam between database rows and the engine: a Run becomes the engine's JSON spec."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from trainer_app.models import Run
+from trainer_app.streams import STREAM_MAXLEN, run_stream_key
+
+
+def media_path(relative: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def run_directory(run: Run) -> Path:
+    """Where a run keeps its spec, log and checkpoints (under MEDIA_ROOT, shared across workers)."""
+    return Path(settings.MEDIA_ROOT) / "runs" / str(run.pk)
+
+
+def run_spec(run: Run) -> dict:
+    directory = run_directory(run)
+    return {
+        "run_id": str(run.pk),
+        "data": {"path": str(media_path(run.dataset.storage_dir)),
+                 "augmentation": run.config.get("augmentation", {}),
+                 "num_workers": int(run.config.get("num_workers", 0))},
+        "model": run.design.spec,
+        "training": {key: value for key, value in run.config.items() if key not in {"augmentation", "num_workers"}},
+        "init": run.init or None,
+        "checkpoint": {"dir": str(directory / "checkpoints"), "keep_last": 2, "resume": True},
+        "metrics": {"redis_url": settings.REDIS_URL, "stream": run_stream_key(run.pk), "maxlen": STREAM_MAXLEN,
+                    "jsonl": str(directory / "events.jsonl"), "log_every_steps": 10},
+        "distributed": {"backend": "auto"},
+    }
