@@ -136,7 +136,10 @@ KG_GRAPH_NAME = "trainyard"
 
 # --- Files --------------------------------------------------------------------------------
 MEDIA_ROOT = env.get("MEDIA_ROOT", str(VAR_DIR / "media"))
-MEDIA_URL = "/media/"
+MEDIA_URL = "/media/"  # never served directly: files go through views that check access
+# Resumable uploads send 8 MB chunks as raw request bodies; whole-file uploads stream to disk.
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_CHUNK_BYTES + 1024 * 1024
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from frontend.views import auth, pages
+from frontend.views import auth, datasets, pages
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
     path("logout/", auth.LogoutView.as_view(), name="logout"),
     path("", pages.home, name="home"),
-    path("datasets/", pages.datasets, name="datasets"),
+    path("datasets/", datasets.dataset_list, name="datasets"),
+    path("datasets/<int:dataset_id>/", datasets.dataset_detail, name="dataset-detail"),
+    path("datasets/<int:dataset_id>/preview/<str:name>", datasets.dataset_preview_image, name="dataset-preview-image"),
     path("models/", pages.models, name="models"),
     path("runs/", pages.runs, name="runs"),
     path("sweeps/", pages.sweeps, name="sweeps"),

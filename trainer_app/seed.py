@@ -1,4 +1,5 @@
-"""First-start data: the admin account and the demo project. Safe to run on every start."""
+"""First-start data: the admin account, the demo project and its sample datasets. Safe to run on
+every start."""
 from __future__ import annotations
 
 import os
@@ -81,5 +82,8 @@ def seed_all() -> AdminCredentials:
     queues_ensure_defaults()
     credentials = seed_admin()
     admin = get_user_model().objects.get(username=ADMIN_USERNAME)
-    seed_demo_project(admin)
+    project = seed_demo_project(admin)
+    from trainer_app.services.datasets import datasets_seed_samples
+
+    datasets_seed_samples(project=project, created_by=admin)
     return credentials

@@ -33,3 +33,12 @@ def run_spec(run: Run) -> dict:
                     "jsonl": str(directory / "events.jsonl"), "log_every_steps": 10},
         "distributed": {"backend": "auto"},
     }
+
+
+def best_checkpoint_path(run: Run) -> Path | None:
+    """The weights file of a run's best checkpoint, else its latest one."""
+    checkpoint = run.checkpoints.order_by("-best", "-step").first()
+    if checkpoint is None:
+        return None
+    path = Path(checkpoint.path)
+    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path

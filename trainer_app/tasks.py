@@ -30,3 +30,11 @@ def run_execute(self, run_id: int) -> str:
     if not run_claim(run_id=run_id, owner=owner, worker_name=worker_name):
         return "not-claimed"
     return RunSupervisor(run_id, owner).execute()
+
+
+@shared_task(name="trainer_app.tasks.dataset_process", ignore_result=True, acks_late=True)
+def dataset_process(dataset_id: int) -> str:
+    """Convert one uploaded dataset into the canonical format (progress is written to its row)."""
+    from trainer_app.services.datasets import dataset_process as process
+
+    return process(dataset_id=dataset_id).status

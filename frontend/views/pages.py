@@ -12,13 +12,6 @@ from trainer_app.models import Role
 
 # What each section is for and what to do first, shown while it is empty.
 EMPTY_STATES = {
-    "datasets": {
-        "title": "Datasets",
-        "lead": "Every experiment starts with data.",
-        "empty": "No datasets in this project yet.",
-        "next": "Upload a CSV, a ZIP of images in class folders, or an .npz file; the sample datasets "
-                "(digits, iris, wine, breast cancer) appear here once dataset support lands.",
-    },
     "models": {
         "title": "Models",
         "lead": "Design a network in a form: presets (MLP, small CNN, ResNet, ViT) or a layer builder.",
@@ -66,11 +59,6 @@ def home(request):
 def _section(request, name: str, **extra):
     context = {"section": EMPTY_STATES[name], "section_name": name, **extra}
     return render(request, "frontend/section.html", context)
-
-
-@login_required
-def datasets(request):
-    return _section(request, "datasets")
 
 
 @login_required

@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -116,3 +116,111 @@ def runs_reap() -> dict[str, int]:
             run_enqueue(run=run)
             counts["requeued"] += 1
     return counts
+
+
+# --- launching ------------------------------------------------------------------------------------
+
+def _fleet_capacity() -> tuple[object | None, int, int]:
+    """The largest registered worker by processes and by GPUs: (worker, cpus, gpus)."""
+    workers = list(Worker.objects.all())
+    if not workers:
+        return None, 0, 0
+    largest = max(workers, key=lambda worker: (len(worker.gpus), worker.cpu_count))
+    return largest, max(w.cpu_count for w in workers), max(len(w.gpus) for w in workers)
+
+
+def _resources(raw: dict) -> dict:
+    resources = {"nproc_per_node": 1, "gpus_per_node": 0, "nnodes": 1, **(raw or {})}
+    for key in ("nproc_per_node", "gpus_per_node", "nnodes"):
+        try:
+            resources[key] = int(resources[key])
+        except (TypeError, ValueError):
+            raise ValidationError({"resources": f"{key} must be a whole number, not {resources[key]!r}."}) from None
+    if resources["nproc_per_node"] < 1:
+        raise ValidationError({"resources": "nproc_per_node must be at least 1."})
+    if resources["gpus_per_node"] < 0:
+        raise ValidationError({"resources": "gpus_per_node cannot be negative."})
+    if resources["nnodes"] != 1:
+        raise ValidationError({"resources": "Runs use one node for now: set nnodes to 1 and raise nproc_per_node."})
+    if resources["gpus_per_node"] and resources["gpus_per_node"] < resources["nproc_per_node"]:
+        raise ValidationError({"resources": f"{resources['nproc_per_node']} processes need one GPU each: set "
+                                            f"gpus_per_node to {resources['nproc_per_node']} or fewer processes."})
+    largest, cpus, gpus = _fleet_capacity()
+    if largest is not None:
+        if resources["gpus_per_node"] > gpus:
+            raise ValidationError({"resources": f"{resources['gpus_per_node']} GPUs per node is more than any worker "
+                                                f"has: the largest, {largest.name}, has {len(largest.gpus)}."})
+        if resources["nproc_per_node"] > cpus:
+            raise ValidationError({"resources": f"{resources['nproc_per_node']} processes per node is more than any "
+                                                f"worker has CPUs for: the largest, {largest.name}, has "
+                                                f"{largest.cpu_count}."})
+    return resources
+
+
+def _engine_spec_check(*, dataset, design, config: dict, resources: dict, init_weights: str | None) -> dict:
+    """Run the engine's own spec checks before anything is launched; return the normalised config."""
+    import dataclasses
+
+    from trainer_app.engine.config import SpecError, check_spec_against_dataset, load_run_spec
+    from trainer_app.engine.dataset_format import read_meta
+    from trainer_app.services.designs import design_validate
+    from trainer_app.specs import media_path
+
+    fit = design_validate(spec=design.spec, dataset=dataset)
+    if not fit["ok"]:
+        raise ValidationError({"model": f"{design} does not fit {dataset}: {fit['error']}"})
+    training = {key: value for key, value in config.items() if key not in {"augmentation", "num_workers", "freeze"}}
+    draft = {"run_id": "check", "data": {"path": str(media_path(dataset.storage_dir)),
+                                         "augmentation": config.get("augmentation") or {}},
+             "model": design.spec, "training": training}
+    if init_weights:
+        draft["init"] = {"weights": init_weights, "freeze": config.get("freeze", [])}
+    try:
+        spec = load_run_spec(draft)
+        check_spec_against_dataset(spec, read_meta(media_path(dataset.storage_dir)),
+                                   world_size=resources["nproc_per_node"])
+    except SpecError as error:
+        raise ValidationError({"config": str(error)}) from None
+    normalised = dataclasses.asdict(spec.training)
+    normalised["augmentation"] = dataclasses.asdict(spec.data.augmentation)
+    return normalised
+
+
+def run_create(*, project, dataset, design, config: dict, resources: dict, queue_name: str, created_by,
+               name: str = "", fine_tune_from=None, freeze: list[str] | None = None, kind: str = "run") -> Run:
+    """Validate everything a run needs, refuse with the fix if anything does not fit, then queue it.
+    Nothing is launched for a run that would fail at once."""
+    from trainer_app.models import DatasetStatus, Queue
+    from trainer_app.selectors import user_project_role
+    from trainer_app.services.datasets import dataset_lock
+    from trainer_app.specs import best_checkpoint_path
+
+    if user_project_role(created_by, project) is None:
+        raise PermissionDenied("You are not a member of this project.")
+    if dataset.project_id != project.pk or design.project_id != project.pk:
+        raise ValidationError({"project": "The dataset and the model design must belong to the run's project."})
+    if dataset.status != DatasetStatus.READY:
+        raise ValidationError({"dataset": f"{dataset} is {dataset.status}: wait until it is ready, or fix it."})
+    queue = Queue.objects.filter(name=queue_name).first()
+    if queue is None:
+        names = ", ".join(Queue.objects.values_list("name", flat=True)) or "none yet"
+        raise ValidationError({"queue": f"No queue named {queue_name!r}: choose one of {names}."})
+    resources = _resources(resources)
+    init: dict = {}
+    if fine_tune_from is not None:
+        if fine_tune_from.project_id != project.pk:
+            raise ValidationError({"fine_tune_from": "That run belongs to another project."})
+        weights = best_checkpoint_path(fine_tune_from)
+        if weights is None:
+            raise ValidationError({"fine_tune_from": f"{fine_tune_from} has no checkpoint yet: pick a run that "
+                                                     "finished at least one epoch."})
+        init = {"weights": str(weights), "freeze": list(freeze or [])}
+    normalised = _engine_spec_check(dataset=dataset, design=design, config={**config, "freeze": init.get("freeze")},
+                                    resources=resources, init_weights=init.get("weights"))
+    with transaction.atomic():
+        run = Run.objects.create(project=project, dataset=dataset, design=design, name=name[:200], kind=kind,
+                                 config=normalised, resources=resources, queue=queue, priority=queue.priority,
+                                 fine_tuned_from=fine_tune_from, init=init, created_by=created_by)
+        dataset_lock(dataset=dataset)
+        run_enqueue(run=run)
+    return run

@@ -7,7 +7,8 @@ from trainer_app.seed import seed_all
 
 class Command(BaseCommand):
     help = ("Create what a new Trainyard needs: the `admin` account (password from TRAINYARD_ADMIN_PASSWORD, "
-            "else generated and kept in var/admin-password) and the `demo` project. Safe to run again.")
+            "else generated and kept in var/admin-password), the `demo` project and the scikit-learn sample datasets "
+            "(digits, iris, wine, breast cancer) in it. Safe to run again.")
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print the admin credentials as JSON")

@@ -1,0 +1,162 @@
+"""Runs API: launch, list, detail, cancel, resume, metrics, checkpoints."""
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from trainer_app import selectors
+from trainer_app.api.datasets import _project_for, django_errors
+from trainer_app.models import Checkpoint, Run
+from trainer_app.selectors.metrics import metric_names, metric_series
+from trainer_app.services import runs as run_services
+from trainer_app.specs import media_path
+
+MAX_POINTS = 20_000
+
+
+class RunOutput(serializers.ModelSerializer):
+    project = serializers.IntegerField(source="project_id")
+    dataset = serializers.IntegerField(source="dataset_id")
+    model = serializers.IntegerField(source="design_id")
+    queue = serializers.CharField(source="queue.name")
+    fine_tuned_from = serializers.IntegerField(source="fine_tuned_from_id", allow_null=True)
+    worker = serializers.CharField(source="worker.name", allow_null=True, default=None)
+
+    class Meta:
+        model = Run
+        fields = ["id", "project", "dataset", "model", "name", "kind", "status", "error", "summary", "config",
+                  "resources", "queue", "priority", "fine_tuned_from", "init", "step", "total_steps", "epoch",
+                  "deliveries", "worker", "exit_code", "log_tail", "tags", "notes", "starred", "archived",
+                  "cancel_requested", "created_at", "started_at", "finished_at"]
+
+
+class RunInput(serializers.Serializer):
+    project = serializers.IntegerField()
+    dataset = serializers.IntegerField()
+    model = serializers.IntegerField()
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    config = serializers.JSONField(required=False, default=dict)
+    resources = serializers.JSONField(required=False, default=dict)
+    queue = serializers.CharField(required=False, default="cpu")
+    fine_tune_from = serializers.IntegerField(required=False, allow_null=True, default=None)
+    freeze = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+    def validate_config(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('config is an object, e.g. {"optimizer": "adam", "lr": 0.001}.')
+        return value
+
+    def validate_resources(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('resources is an object, e.g. {"nproc_per_node": 2}.')
+        return value
+
+
+class RunListView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("project", int, required=False)], responses=RunOutput(many=True))
+    def get(self, request):
+        project = request.query_params.get("project")
+        if project is not None and not project.isdigit():
+            raise ValidationError({"project": f"project must be a project id, not {project!r}."})
+        runs = selectors.run_list(user=request.user, project_id=int(project) if project else None)
+        return Response(RunOutput(runs[:500], many=True).data)
+
+    @extend_schema(request=RunInput, responses={201: RunOutput})
+    def post(self, request):
+        data = RunInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = _project_for(request.user, values["project"])
+        dataset = selectors.dataset_list(user=request.user, project_id=project.pk).filter(id=values["dataset"]).first()
+        design = selectors.design_list(user=request.user, project_id=project.pk).filter(id=values["model"]).first()
+        if dataset is None:
+            raise ValidationError({"dataset": f"No dataset {values['dataset']} in project {project.name}."})
+        if design is None:
+            raise ValidationError({"model": f"No model design {values['model']} in project {project.name}."})
+        parent = None
+        if values["fine_tune_from"] is not None:
+            parent = selectors.run_list(user=request.user).filter(id=values["fine_tune_from"]).first()
+            if parent is None:
+                raise ValidationError({"fine_tune_from": "No such run among your projects."})
+        try:
+            run = run_services.run_create(project=project, dataset=dataset, design=design, config=values["config"],
+                                          resources=values["resources"], queue_name=values["queue"],
+                                          created_by=request.user, name=values["name"], fine_tune_from=parent,
+                                          freeze=values["freeze"])
+        except DjangoPermissionDenied as error:
+            raise PermissionDenied(str(error)) from None
+        except DjangoValidationError as error:
+            raise django_errors(error) from None
+        return Response(RunOutput(run).data, status=status.HTTP_201_CREATED)
+
+
+def _run(request, run_id: int) -> Run:
+    return get_object_or_404(selectors.run_list(user=request.user), id=run_id)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=RunOutput)
+    def get(self, request, run_id: int):
+        return Response(RunOutput(_run(request, run_id)).data)
+
+
+class RunCancelView(APIView):
+    @extend_schema(request=None, responses=RunOutput)
+    def post(self, request, run_id: int):
+        try:
+            run = run_services.run_cancel(run=_run(request, run_id))
+        except DjangoValidationError as error:
+            return Response(django_errors(error).detail, status=status.HTTP_409_CONFLICT)
+        return Response(RunOutput(run).data)
+
+
+class RunResumeView(APIView):
+    @extend_schema(request=None, responses=RunOutput)
+    def post(self, request, run_id: int):
+        try:
+            run = run_services.run_resume(run=_run(request, run_id))
+        except DjangoValidationError as error:
+            return Response(django_errors(error).detail, status=status.HTTP_409_CONFLICT)
+        return Response(RunOutput(run).data)
+
+
+class RunMetricsView(APIView):
+    """Series by name, each at most `points` long: min/max buckets keep every spike."""
+
+    @extend_schema(parameters=[OpenApiParameter("names", str, required=False),
+                               OpenApiParameter("points", int, required=False)])
+    def get(self, request, run_id: int):
+        run = _run(request, run_id)
+        available = metric_names(run=run)
+        raw_points = request.query_params.get("points", "2000")
+        if not raw_points.isdigit() or not 2 <= int(raw_points) <= MAX_POINTS:
+            raise ValidationError({"points": f"points must be a whole number from 2 to {MAX_POINTS}, not {raw_points!r}."})
+        names_param = request.query_params.get("names")
+        names = [name for name in names_param.split(",") if name] if names_param else available
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            raise ValidationError({"names": f"Unknown metric(s) {', '.join(unknown)} for this run; it has: "
+                                            f"{', '.join(available) or 'none yet'}."})
+        return Response({"series": metric_series(run=run, names=names, points=int(raw_points))})
+
+
+class CheckpointDownloadView(APIView):
+    """The weights (.safetensors) of one checkpoint of a run the user can see."""
+
+    def get(self, request, run_id: int, checkpoint_id: int):
+        run = _run(request, run_id)
+        checkpoint = get_object_or_404(Checkpoint, id=checkpoint_id, run=run)
+        path = media_path(checkpoint.path) if not checkpoint.path.startswith("/") else None
+        from pathlib import Path
+
+        path = path or Path(checkpoint.path)
+        if not path.exists():
+            raise Http404("That checkpoint's file is gone (only the last few and the best are kept).")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"run{run.pk}-step{checkpoint.step}.safetensors")
