@@ -128,6 +128,8 @@ class DuplicateCounter:
         if not len(block):
             return
         rows = np.ascontiguousarray(block).reshape(len(block), -1).view(np.uint8)
+        if rows.shape[1] % 4 == 0:
+            rows = rows.view(np.uint32)
         width = rows.shape[1]
         if self._coefficients is None or len(self._coefficients) != width:
             self._coefficients = np.random.default_rng(12345).integers(1, 2 ** 63, size=width, dtype=np.uint64) | 1
