@@ -126,3 +126,23 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def run_factory(db, user_factory, project_factory):
+    """Runs with their dataset, design and queue rows (no files: for lifecycle and persister tests)."""
+    from trainer_app.models import Dataset, DatasetStatus, ModelDesign, Queue, Role, Run
+
+    owner = user_factory("runner")
+    project = project_factory("runs-project", (owner, Role.ANALYST))
+    dataset = Dataset.objects.create(project=project, name="d", status=DatasetStatus.READY, task="classification",
+                                     input_shape=[4], num_classes=3)
+    design = ModelDesign.objects.create(project=project, name="m", spec={"preset": "mlp"})
+    queue, _ = Queue.objects.get_or_create(name="cpu")
+
+    def make(**fields):
+        return Run.objects.create(project=project, dataset=dataset, design=design, queue=queue, created_by=owner,
+                                  **fields)
+
+    make.project, make.owner = project, owner
+    return make

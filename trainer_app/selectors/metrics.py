@@ -7,12 +7,13 @@ from trainer_app.models import MetricPoint, Run
 
 
 def downsample_min_max(steps: np.ndarray, values: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most `points` points: the series is cut into points/2 buckets of equal width in index, and
-    each bucket keeps its minimum and its maximum, in step order. Spikes survive; nothing is cut off."""
+    """At most `points` points: the first and the last, and between them (points - 2) / 2 buckets of
+    equal width in index, each keeping its minimum and its maximum, in step order. Spikes survive;
+    nothing is cut off."""
     count = len(steps)
     if count <= points:
         return steps, values
-    buckets = max(1, points // 2)
+    buckets = max(1, (points - 2) // 2)
     edges = np.linspace(0, count, buckets + 1).astype(np.int64)
     starts, ends = edges[:-1], edges[1:]
     keep = np.empty(buckets * 2, dtype=np.int64)
@@ -20,7 +21,7 @@ def downsample_min_max(steps: np.ndarray, values: np.ndarray, points: int) -> tu
         window = values[start:end]
         low, high = start + int(np.argmin(window)), start + int(np.argmax(window))
         keep[2 * bucket], keep[2 * bucket + 1] = (low, high) if low <= high else (high, low)
-    keep = np.unique(keep)
+    keep = np.unique(np.concatenate([keep, [0, count - 1]]))
     return steps[keep], values[keep]
 
 
