@@ -24,10 +24,17 @@ def member(transactional_db, user_factory, project_factory, api_client):
 
 
 def wine_csv() -> bytes:
+    import csv
+
     from sklearn.datasets import load_wine
 
-    data = load_wine(as_frame=True).frame
-    return data.to_csv(index=False).encode()
+    wine = load_wine()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*wine.feature_names, "target"])
+    for row, label in zip(wine.data, wine.target):
+        writer.writerow([*(f"{value:g}" for value in row), int(label)])
+    return buffer.getvalue().encode()
 
 
 def image_zip(classes=("cat", "dog"), per_class=12, size=(16, 16)) -> bytes:

@@ -188,8 +188,8 @@ def dataset_process(*, dataset_id: int) -> Dataset:
     try:
         options = ProcessOptions(**_library_options(dataset.options),
                                  limits=Limits(max_upload_bytes=max_upload_bytes()))
-        result = process_upload(media_root() / dataset.upload_path, dataset.original_filename, output_dir, options,
-                                _ProgressReporter(dataset.pk))
+        result = process_upload(media_root() / dataset.upload_path, original_name=dataset.original_filename,
+                                output_dir=output_dir, options=options, progress=_ProgressReporter(dataset.pk))
     except DatasetError as error:
         return _fail(dataset, str(error))
     except Exception as error:  # a bug, not bad input: say so, keep the details in the log
@@ -297,8 +297,9 @@ def dataset_register_directory(*, project: Project, name: str, path: str, create
                                          source=DatasetSource.DIRECTORY, original_filename=str(directory)[:255],
                                          options=dataset_options(options), created_by=created_by)
     try:
-        result = register_directory(directory, dataset_output_dir(dataset),
-                                    ProcessOptions(**_library_options(dataset.options)), _ProgressReporter(dataset.pk))
+        result = register_directory(directory, output_dir=dataset_output_dir(dataset),
+                                    options=ProcessOptions(**_library_options(dataset.options)),
+                                    progress=_ProgressReporter(dataset.pk))
     except DatasetError as error:
         return _fail(dataset, str(error))
     return _apply_result(dataset, result)
