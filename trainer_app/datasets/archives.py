@@ -74,7 +74,8 @@ class SafeZip:
         for info in infos:
             name = check_entry_name(info.filename)
             mode = info.external_attr >> 16
-            if info.create_system == 3 and mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            file_type = stat.S_IFMT(mode)
+            if info.create_system == 3 and file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
                 kind = "a symbolic link" if stat.S_ISLNK(mode) else "a special file"
                 raise DatasetError(f"the archive entry {info.filename!r} is {kind}; archives may only hold "
                                    "regular files and folders: re-create it without links", code="unsafe_archive")
