@@ -11,18 +11,37 @@ def assign_splits(count: int, ratios: tuple[float, float, float], seed: int,
                   labels: np.ndarray | None = None) -> np.ndarray:
     """Split id (0 train, 1 val, 2 test) per sample; stratified by ``labels`` when given.
 
-    Each class is shuffled with ``seed`` and cut by the ratios, so every split keeps the class
-    balance; a class too small to share keeps its samples in train.
+    The split sizes are the ratios of the whole (rounded); with labels they are shared out between
+    classes in proportion (largest remainders first), every class keeping at least one training
+    sample. Each class is shuffled with ``seed`` and cut.
     """
     assignment = np.zeros(count, dtype=np.int8)
     rng = np.random.default_rng(seed)
     groups = [np.arange(count)] if labels is None else _indices_by_label(labels)
-    for indices in groups:
+    sizes = np.array([len(group) for group in groups], dtype=np.int64)
+    val = _allocate(sizes, ratios[1], round(count * ratios[1]), np.maximum(sizes - 1, 0), rng)
+    test = _allocate(sizes, ratios[2], round(count * ratios[2]), np.maximum(sizes - 1 - val, 0), rng)
+    for indices, val_count, test_count in zip(groups, val, test):
         shuffled = rng.permutation(indices)
-        val_count, test_count = _cut(len(shuffled), ratios)
         assignment[shuffled[:val_count]] = VAL
         assignment[shuffled[val_count:val_count + test_count]] = TEST
     return assignment
+
+
+def _allocate(sizes: np.ndarray, share: float, total: int, capacity: np.ndarray,
+              rng: np.random.Generator) -> np.ndarray:
+    ideal = sizes * share
+    counts = np.minimum(np.floor(ideal).astype(np.int64), capacity)
+    remainder = ideal - counts
+    order = np.lexsort((rng.random(len(sizes)), -remainder))
+    missing = total - int(counts.sum())
+    for group in order:
+        if missing <= 0:
+            break
+        if counts[group] < capacity[group]:
+            counts[group] += 1
+            missing -= 1
+    return counts
 
 
 def carve_validation(labels_or_count, val_share: float, seed: int, stratify: bool) -> np.ndarray:
@@ -38,14 +57,3 @@ def _indices_by_label(labels: np.ndarray) -> list[np.ndarray]:
     order = np.argsort(labels, kind="stable")
     _, starts = np.unique(labels[order], return_index=True)
     return np.split(order, starts[1:])
-
-
-def _cut(size: int, ratios: tuple[float, float, float]) -> tuple[int, int]:
-    val_count = int(round(size * ratios[1]))
-    test_count = int(round(size * ratios[2]))
-    while val_count + test_count >= size and (val_count or test_count):
-        if test_count >= val_count and test_count:
-            test_count -= 1
-        else:
-            val_count -= 1
-    return val_count, test_count
