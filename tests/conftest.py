@@ -141,8 +141,8 @@ def run_factory(db, user_factory, project_factory):
     queue, _ = Queue.objects.get_or_create(name="cpu")
 
     def make(**fields):
-        return Run.objects.create(project=project, dataset=dataset, design=design, queue=queue, created_by=owner,
-                                  **fields)
+        values = {"project": project, "dataset": dataset, "design": design, "queue": queue, "created_by": owner}
+        return Run.objects.create(**{**values, **fields})
 
     make.project, make.owner = project, owner
     return make

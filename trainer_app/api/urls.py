@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trainer_app.api import datasets, designs, events, runs, views
+from trainer_app.api import datasets, designs, events, leaderboards, runs, views
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -25,6 +25,9 @@ urlpatterns = [
     path("runs/<int:run_id>/metrics/", runs.RunMetricsView.as_view(), name="api-run-metrics"),
     path("runs/<int:run_id>/checkpoints/<int:checkpoint_id>/", runs.CheckpointDownloadView.as_view(),
          name="api-run-checkpoint"),
+    path("leaderboards/", leaderboards.LeaderboardView.as_view(), name="api-leaderboard"),
+    path("leaderboards/export.csv", leaderboards.LeaderboardExportView.as_view(), name="api-leaderboard-export"),
+    path("leaderboards/baseline/", leaderboards.BaselineView.as_view(), name="api-leaderboard-baseline"),
     path("queues/", views.QueueListView.as_view(), name="api-queues"),
     path("queues/<int:queue_id>/pause/", views.QueuePauseView.as_view(), name="api-queue-pause"),
     path("queues/<int:queue_id>/resume/", views.QueueResumeView.as_view(), name="api-queue-resume"),

@@ -2,9 +2,9 @@ from trainer_app.models.datasets import Dataset, DatasetSource, DatasetStatus, S
 from trainer_app.models.designs import ModelDesign
 from trainer_app.models.fleet import Worker, WorkerStatus
 from trainer_app.models.projects import Membership, Project, Role
-from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, MetricPoint, Queue, Run, RunKind,
-                                     RunStatus)
+from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, LeaderboardBaseline, MetricPoint,
+                                     Queue, Run, RunKind, RunMetric, RunStatus)
 
-__all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES",
+__all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES", "LeaderboardBaseline", "RunMetric",
            "Membership", "MetricPoint", "ModelDesign", "Project", "Queue", "Role", "Run", "RunKind", "RunStatus",
            "SiteSettings", "Upload", "Worker", "WorkerStatus"]

@@ -77,6 +77,9 @@ class Run(models.Model):
 
     # results
     summary = models.JSONField(default=dict, help_text="final value of each metric")
+    config_key = models.CharField(max_length=40, blank=True, db_index=True,
+                                  help_text="hash of dataset, design and config without the seed: runs that "
+                                            "differ only by seed share it (leaderboard seed groups)")
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     epoch = models.PositiveIntegerField(default=0)
@@ -113,6 +116,44 @@ class MetricPoint(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "name", "step"], name="one_point_per_step")]
+
+
+class RunMetric(models.Model):
+    """Per run and metric: last, min and max, kept by the persister so that leaderboards and sorted run
+    lists over 100,000 runs read one indexed row per run instead of scanning points."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_summaries")
+    dataset_id = models.BigIntegerField(db_index=True)
+    project_id = models.BigIntegerField()
+    name = models.CharField(max_length=64)
+    last = models.FloatField()
+    last_step = models.BigIntegerField()
+    min = models.FloatField()
+    max = models.FloatField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="one_summary_per_metric")]
+        indexes = [
+            models.Index(fields=["dataset_id", "name", "last"], name="runmetric_last"),
+            models.Index(fields=["dataset_id", "name", "min"], name="runmetric_min"),
+            models.Index(fields=["dataset_id", "name", "max"], name="runmetric_max"),
+            models.Index(fields=["project_id", "name", "last"], name="runmetric_project_last"),
+        ]
+
+
+class LeaderboardBaseline(models.Model):
+    """The seed group a lead pinned as the baseline of a dataset's leaderboard for one metric."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=64)
+    config_key = models.CharField(max_length=40)
+    pinned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    pinned_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "metric"], name="one_baseline_per_metric")]
 
 
 class Checkpoint(models.Model):

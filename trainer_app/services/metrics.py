@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from trainer_app.models import Checkpoint, MetricPoint, Run
+from trainer_app.models import Checkpoint, MetricPoint, Run, RunMetric
 from trainer_app.streams import decode_entry, redis_client, run_stream_key
 
 BATCH_ENTRIES = 2_000
@@ -69,7 +69,34 @@ def _apply(run_id: int, entries: list, position: str) -> None:
             updates.update(step=Greatest(F("step"), run_changes["step"]), total_steps=run_changes["total_steps"],
                            epoch=run_changes["epoch"])
         Run.objects.filter(id=run_id).update(**updates)
+        if points:
+            _update_summaries(run_id, points.values())
         if summary_updates:
             run = Run.objects.select_for_update().get(id=run_id)
             run.summary = {**run.summary, **summary_updates}
             run.save(update_fields=["summary"])
+
+
+def _update_summaries(run_id: int, points) -> None:
+    """Merge this batch into the run's per-metric last/min/max rows (one persister per run)."""
+    batch: dict[str, dict] = {}
+    for point in points:
+        entry = batch.setdefault(point.name, {"last": point.value, "last_step": point.step, "min": point.value,
+                                              "max": point.value, "count": 0})
+        entry["count"] += 1
+        entry["min"], entry["max"] = min(entry["min"], point.value), max(entry["max"], point.value)
+        if point.step >= entry["last_step"]:
+            entry["last"], entry["last_step"] = point.value, point.step
+    run = Run.objects.only("dataset_id", "project_id").get(id=run_id)
+    existing = {row.name: row for row in RunMetric.objects.filter(run_id=run_id, name__in=batch)}
+    rows = []
+    for name, entry in batch.items():
+        old = existing.get(name)
+        if old is not None:
+            entry["min"], entry["max"] = min(entry["min"], old.min), max(entry["max"], old.max)
+            entry["count"] += old.count
+            if old.last_step > entry["last_step"]:
+                entry["last"], entry["last_step"] = old.last, old.last_step
+        rows.append(RunMetric(run_id=run_id, dataset_id=run.dataset_id, project_id=run.project_id, name=name, **entry))
+    RunMetric.objects.bulk_create(rows, update_conflicts=True, unique_fields=["run", "name"],
+                                  update_fields=["last", "last_step", "min", "max", "count"])

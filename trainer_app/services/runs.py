@@ -120,6 +120,16 @@ def runs_reap() -> dict[str, int]:
 
 # --- launching ------------------------------------------------------------------------------------
 
+def config_key(*, dataset_id: int, design_id: int, config: dict, init: dict) -> str:
+    """Runs that differ only by their seed share this key (leaderboard seed groups)."""
+    import hashlib
+    import json
+
+    identity = {"dataset": dataset_id, "design": design_id, "init": init or {},
+                "config": {key: value for key, value in config.items() if key != "seed"}}
+    return hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _fleet_capacity() -> tuple[object | None, int, int]:
     """The largest registered worker by processes and by GPUs: (worker, cpus, gpus)."""
     workers = list(Worker.objects.all())
@@ -220,7 +230,9 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
     with transaction.atomic():
         run = Run.objects.create(project=project, dataset=dataset, design=design, name=name[:200], kind=kind,
                                  config=normalised, resources=resources, queue=queue, priority=queue.priority,
-                                 fine_tuned_from=fine_tune_from, init=init, created_by=created_by)
+                                 fine_tuned_from=fine_tune_from, init=init, created_by=created_by,
+                                 config_key=config_key(dataset_id=dataset.pk, design_id=design.pk, config=normalised,
+                                                       init=init))
         dataset_lock(dataset=dataset)
         run_enqueue(run=run)
     return run
