@@ -93,3 +93,21 @@ def test_csv_export_neutralises_formula_injection(board):
     designs = [row[1] for row in rows[1:]]
     assert "'=HYPERLINK(\"x\") v1" in designs
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows[1:] for cell in row)
+
+
+def test_the_page_ranks_groups_and_a_lead_pins_from_it(board, client):
+    client.force_login(board["lead"])
+    page = client.get("/leaderboards/", {"dataset": board["dataset"].id, "metric": "test_accuracy"})
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="leaderboard"' in html and html.count('data-rank="') == 2
+    assert html.count('data-testid="pin"') == 2
+    pinned = client.post("/leaderboards/pin/", {"dataset": board["dataset"].id, "metric": "test_accuracy",
+                                                "config_key": "b" * 40}, HTTP_HX_REQUEST="true")
+    assert pinned.status_code == 204
+    html = client.get("/leaderboards/", {"dataset": board["dataset"].id}).content.decode()
+    assert "significant" in html and "baseline" in html
+
+
+def test_the_page_has_a_helpful_empty_state(client, user_factory):
+    client.force_login(user_factory("newbie"))
+    assert b"Nothing to rank yet" in client.get("/leaderboards/").content
