@@ -85,7 +85,7 @@ class DataSpec:
     augmentation: AugmentationSpec = field(default_factory=AugmentationSpec)
     """Image augmentation for the training split; must stay off for tables."""
     num_workers: int = 0
-    """Background threads preparing batches; 0 prepares them in the training loop."""
+    """0 prepares batches in the training loop; n > 0 prepares them in a background thread, up to n batches ahead."""
     in_memory_limit_mb: int = 4096
     """A split up to this size is read into memory once; a larger one is read batch by batch from the memory map."""
 

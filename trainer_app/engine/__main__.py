@@ -1,0 +1,32 @@
+"""``python -m trainer_app.engine SPEC.json``, normally under torchrun: the process exits with one of the
+codes in exit_codes. Kept thin: the parent-death signal and the stop request are set before the slow
+imports, so neither a SIGKILL of torchrun nor an early SIGTERM is missed."""
+import time
+
+STARTED = time.time()
+
+import sys  # noqa: E402
+
+from trainer_app.engine.distributed import StopRequest, set_parent_death_signal  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    set_parent_death_signal()
+    stop = StopRequest().install()
+    if len(argv) != 2 or argv[1] in ("-h", "--help"):
+        print("usage: torchrun [--nproc-per-node N] -m trainer_app.engine SPEC.json\n"
+              "       python -m trainer_app.engine SPEC.json   (one process, no torchrun)", file=sys.stderr)
+        return 2
+    try:
+        import psutil
+
+        process_start = psutil.Process().create_time()
+    except Exception:
+        process_start = STARTED
+    from trainer_app.engine.runner import run  # imports torch: seconds
+
+    return run(argv[1], stop=stop, marks={"process_start": process_start, "imports_done": time.time()})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
