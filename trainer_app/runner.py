@@ -58,6 +58,8 @@ class RunSupervisor:
         directory.mkdir(parents=True, exist_ok=True)
         spec = run_spec(run)
         spec_path = directory / "spec.json"
+        self.result_path = Path(spec["result_file"])
+        self.result_path.unlink(missing_ok=True)  # a result left by an earlier delivery is not this one's
         spec_path.write_text(json.dumps(spec, indent=2))
         nproc = int(run.resources.get("nproc_per_node", 1))
         environment = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)),
@@ -122,20 +124,25 @@ class RunSupervisor:
             pass
 
     def _finish(self, code: int) -> str:
+        """Map the engine's outcome to the run's status. torchrun folds every rank's non-zero code into
+        its own 1, so rank 0's result file is read first; the exit code is the fallback."""
         from trainer_app.engine import exit_codes
 
         tail = list(self.log_tail)
-        if code == exit_codes.SUCCESS:
+        result = exit_codes.read_result(self.result_path) or {}
+        engine_code = result.get("exit_code", code)
+        message = str(result.get("message") or "")
+        if engine_code == exit_codes.SUCCEEDED and code == 0:
             status, error = RunStatus.SUCCEEDED, ""
-        elif code == exit_codes.CANCELLED:
+        elif engine_code == exit_codes.CANCELLED or (self.terminated_at is not None and not result):
             status, error = RunStatus.CANCELLED, ""
-        elif code == exit_codes.DIVERGED:
-            status, error = RunStatus.FAILED, _last_matching(tail, "diverged") or "diverged"
+        elif engine_code == exit_codes.DIVERGED:
+            status, error = RunStatus.FAILED, message or _last_matching(tail, "diverged") or "diverged"
         else:
-            status = RunStatus.CANCELLED if self.terminated_at is not None else RunStatus.FAILED
-            error = "" if status == RunStatus.CANCELLED else (_engine_error(tail) or f"engine exited with code {code}")
-        run_services.run_finish(run_id=self.run_id, owner=self.owner, status=status, error=error, exit_code=code,
-                                log_tail=tail if status == RunStatus.FAILED else [])
+            status = RunStatus.FAILED
+            error = message or _engine_error(tail) or f"engine exited with code {code}"
+        run_services.run_finish(run_id=self.run_id, owner=self.owner, status=status, error=error,
+                                exit_code=engine_code, log_tail=tail if status == RunStatus.FAILED else [])
         return status
 
 

@@ -32,13 +32,31 @@ def run_spec(run: Run) -> dict:
         "metrics": {"redis_url": settings.REDIS_URL, "stream": run_stream_key(run.pk), "maxlen": STREAM_MAXLEN,
                     "jsonl": str(directory / "events.jsonl"), "log_every_steps": 10},
         "distributed": {"backend": "auto"},
+        "result_file": str(directory / "result.json"),
     }
 
 
+WEIGHTS_FILE = "model.safetensors"  # inside each checkpoint directory (trainer_app/engine/checkpoint.py)
+
+
+def relative_to_media(path: str) -> str:
+    """Paths are stored relative to MEDIA_ROOT when they lie under it, so shared storage can move."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()))
+    except ValueError:
+        return path
+
+
+def checkpoint_weights(checkpoint) -> Path:
+    directory = Path(checkpoint.path)
+    directory = directory if directory.is_absolute() else Path(settings.MEDIA_ROOT) / directory
+    return directory / WEIGHTS_FILE if directory.suffix != ".safetensors" else directory
+
+
 def best_checkpoint_path(run: Run) -> Path | None:
-    """The weights file of a run's best checkpoint, else its latest one."""
-    checkpoint = run.checkpoints.order_by("-best", "-step").first()
-    if checkpoint is None:
-        return None
-    path = Path(checkpoint.path)
-    return path if path.is_absolute() else Path(settings.MEDIA_ROOT) / path
+    """The weights file of a run's best checkpoint still on disk, else its latest one."""
+    for checkpoint in run.checkpoints.order_by("-best", "-step"):
+        weights = checkpoint_weights(checkpoint)
+        if weights.exists():
+            return weights
+    return None

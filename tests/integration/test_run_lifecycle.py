@@ -93,9 +93,11 @@ def test_the_persister_moves_points_in_batches_and_never_duplicates(run_factory)
             _add(client, key, "metrics", {"step": step, "epoch": 0, "time": 1.0, "values": {"train_loss": 1 / step,
                                                                                             "lr": 0.1}})
         _add(client, key, "progress", {"step": 2500, "total_steps": 5000, "epoch": 1})
-        _add(client, key, "summary", {"test_accuracy": 0.97})
+        _add(client, key, "summary", {"step": 2500, "values": {"test_accuracy": 0.97}})
+        _add(client, key, "log", {"time": 1.0, "level": "info", "message": "epoch 1 done"})
+        _add(client, key, "confusion_matrix", {"split": "test", "labels": ["a", "b"], "matrix": [[1, 0], [0, 1]]})
         _add(client, key, "checkpoint", {"epoch": 1, "step": 2500, "path": "/tmp/x.safetensors", "best": True})
-        assert metrics_persist(run_id=run.pk) == 2503
+        assert metrics_persist(run_id=run.pk) == 2505
         assert MetricPoint.objects.filter(run=run).count() == 5000
         # a resumed run sends a step again, and a second persister pass reads everything again
         _add(client, key, "metrics", {"step": 2500, "values": {"train_loss": 0.5}})
@@ -106,5 +108,10 @@ def test_the_persister_moves_points_in_batches_and_never_duplicates(run_factory)
         run.refresh_from_db()
         assert (run.step, run.total_steps, run.summary) == (2500, 5000, {"test_accuracy": 0.97})
         assert run.checkpoints.get().best is True
+        assert run.confusion_matrix["labels"] == ["a", "b"]
+        assert list(run.log_lines.values_list("message", flat=True)) == ["epoch 1 done"]  # once, though read twice
+        summaries = {row.name: row for row in run.metric_summaries.all()}
+        assert summaries["train_loss"].min == pytest.approx(1 / 2500) and summaries["train_loss"].max == 1.0
+        assert summaries["train_loss"].last == 0.5 and summaries["train_loss"].last_step == 2500
     finally:
         client.delete(key)

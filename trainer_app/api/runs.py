@@ -16,7 +16,7 @@ from trainer_app.api.datasets import _project_for, django_errors
 from trainer_app.models import Checkpoint, Run
 from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.services import runs as run_services
-from trainer_app.specs import media_path
+from trainer_app.specs import checkpoint_weights
 
 MAX_POINTS = 20_000
 
@@ -153,10 +153,8 @@ class CheckpointDownloadView(APIView):
     def get(self, request, run_id: int, checkpoint_id: int):
         run = _run(request, run_id)
         checkpoint = get_object_or_404(Checkpoint, id=checkpoint_id, run=run)
-        path = media_path(checkpoint.path) if not checkpoint.path.startswith("/") else None
-        from pathlib import Path
-
-        path = path or Path(checkpoint.path)
+        path = checkpoint_weights(checkpoint)
         if not path.exists():
             raise Http404("That checkpoint's file is gone (only the last few and the best are kept).")
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"run{run.pk}-step{checkpoint.step}.safetensors")
+        return FileResponse(open(path, "rb"), as_attachment=True,
+                            filename=f"run{run.pk}-step{checkpoint.step}.safetensors")

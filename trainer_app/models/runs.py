@@ -80,6 +80,7 @@ class Run(models.Model):
     config_key = models.CharField(max_length=40, blank=True, db_index=True,
                                   help_text="hash of dataset, design and config without the seed: runs that "
                                             "differ only by seed share it (leaderboard seed groups)")
+    confusion_matrix = models.JSONField(default=dict, blank=True, help_text="{split, labels, matrix} of the test split")
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     epoch = models.PositiveIntegerField(default=0)
@@ -116,6 +117,20 @@ class MetricPoint(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "name", "step"], name="one_point_per_step")]
+
+
+class RunLog(models.Model):
+    """A log line the engine sent, kept so that a finished run's page shows its log like a live one."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines")
+    entry = models.CharField(max_length=32, help_text="Redis Stream entry id: orders lines and deduplicates")
+    time = models.FloatField(null=True)
+    level = models.CharField(max_length=16, default="info")
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["run", "entry"]
+        constraints = [models.UniqueConstraint(fields=["run", "entry"], name="one_log_line_per_entry")]
 
 
 class RunMetric(models.Model):

@@ -11,7 +11,8 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from trainer_app.models import Checkpoint, MetricPoint, Run, RunMetric
+from trainer_app.models import Checkpoint, MetricPoint, Run, RunLog, RunMetric
+from trainer_app.specs import relative_to_media
 from trainer_app.streams import decode_entry, redis_client, run_stream_key
 
 BATCH_ENTRIES = 2_000
@@ -39,7 +40,8 @@ def _apply(run_id: int, entries: list, position: str) -> None:
     run_changes: dict = {}
     summary_updates: dict = {}
     checkpoints = []
-    for _entry_id, fields in entries:
+    logs = []
+    for entry_id, fields in entries:
         kind, data = decode_entry(fields)
         if kind == "metrics":
             for name, value in (data.get("values") or {}).items():
@@ -52,10 +54,17 @@ def _apply(run_id: int, entries: list, position: str) -> None:
             run_changes.update(step=int(data.get("step", 0)), total_steps=int(data.get("total_steps", 0)),
                                epoch=int(data.get("epoch", 0)))
         elif kind == "summary":
-            summary_updates.update({k: v for k, v in data.items() if isinstance(v, (int, float, str))})
+            summary_updates.update({key: value for key, value in (data.get("values") or {}).items()
+                                    if isinstance(value, (int, float)) and math.isfinite(value)})
         elif kind == "checkpoint":
             checkpoints.append(Checkpoint(run_id=run_id, epoch=int(data.get("epoch", 0)), step=int(data.get("step", 0)),
-                                          path=str(data.get("path", "")), best=bool(data.get("best"))))
+                                          path=relative_to_media(str(data.get("path", ""))), best=bool(data.get("best"))))
+        elif kind == "confusion_matrix":
+            run_changes["confusion_matrix"] = data
+        elif kind == "log":
+            entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            logs.append(RunLog(run_id=run_id, entry=entry, time=data.get("time"), level=str(data.get("level", "info"))[:16],
+                               message=str(data.get("message", ""))))
     with transaction.atomic():
         if points:
             MetricPoint.objects.bulk_create(points.values(), update_conflicts=True,
@@ -64,7 +73,11 @@ def _apply(run_id: int, entries: list, position: str) -> None:
         if checkpoints:
             Checkpoint.objects.bulk_create(checkpoints, update_conflicts=True, unique_fields=["run", "step"],
                                            update_fields=["epoch", "path", "best"])
+        if logs:
+            RunLog.objects.bulk_create(logs, ignore_conflicts=True)
         updates = {"stream_position": position}
+        if "confusion_matrix" in run_changes:
+            updates["confusion_matrix"] = run_changes.pop("confusion_matrix")
         if run_changes:
             updates.update(step=Greatest(F("step"), run_changes["step"]), total_steps=run_changes["total_steps"],
                            epoch=run_changes["epoch"])
