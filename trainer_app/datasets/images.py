@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -217,27 +218,43 @@ def _decode_all(source, spec, layout: Layout, assignment, size, mode, staging, o
 
 
 def _run(source, spec: SourceSpec, tasks: list, options: ProcessOptions):
-    """Batch results in task order: from a process pool for large jobs, else in this process."""
+    """Batch results in task order: from a process pool for large jobs, else in this process.
+
+    A process that may not have children (a daemonic worker) or a pool that fails to start decodes
+    in this process instead."""
     images = sum(len(task[0]) for task in tasks)
     use_pool = options.workers > 1 and images >= POOL_MIN_IMAGES and not multiprocessing.current_process().daemon
-    if not use_pool:
-        for names, size, mode, limits in tasks:
-            yield decode_batch(source, names, size, mode, limits)
-        return
-    context = multiprocessing.get_context("spawn")  # no inherited locks, sockets or database connections
-    with ProcessPoolExecutor(options.workers, mp_context=context, initializer=worker_start,
-                             initargs=(spec,)) as executor:
-        pending = deque()
+    if use_pool:
+        context = multiprocessing.get_context("spawn")  # no inherited locks, sockets or database connections
+        executor = ProcessPoolExecutor(options.workers, mp_context=context, initializer=worker_start,
+                                       initargs=(spec,))
         try:
-            for task in tasks:
-                pending.append(executor.submit(worker_decode, task))
-                if len(pending) >= 3 * options.workers:
-                    yield pending.popleft().result()
-            while pending:
+            first = executor.submit(worker_decode, tasks[0]).result()
+        except (AssertionError, OSError, BrokenProcessPool) as error:
+            logger.warning("image decoding processes could not start (%s); decoding in this process", error)
+            executor.shutdown(cancel_futures=True)
+        else:
+            with executor:
+                yield first
+                yield from _pooled(executor, tasks[1:], options.workers)
+            return
+    for names, size, mode, limits in tasks:
+        yield decode_batch(source, names, size, mode, limits)
+
+
+def _pooled(executor: ProcessPoolExecutor, tasks: list, workers: int):
+    """At most a few batches in flight, so decoded images never pile up in memory."""
+    pending = deque()
+    try:
+        for task in tasks:
+            pending.append(executor.submit(worker_decode, task))
+            if len(pending) >= 3 * workers:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _check_failures(failures: list[tuple[str, str]], total: int, options: ProcessOptions) -> None:
