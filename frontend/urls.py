@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontend.views import auth, datasets, pages
+from frontend.views import auth, datasets, leaderboards, models, pages, runs
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -9,10 +9,14 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="datasets"),
     path("datasets/<int:dataset_id>/", datasets.dataset_detail, name="dataset-detail"),
     path("datasets/<int:dataset_id>/preview/<str:name>", datasets.dataset_preview_image, name="dataset-preview-image"),
-    path("models/", pages.models, name="models"),
-    path("runs/", pages.runs, name="runs"),
+    path("models/", models.model_list, name="models"),
+    path("models/<int:design_id>/", models.model_detail, name="model-detail"),
+    path("runs/", runs.run_list, name="runs"),
+    path("runs/new/", runs.run_launch, name="run-launch"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("sweeps/", pages.sweeps, name="sweeps"),
-    path("leaderboards/", pages.leaderboards, name="leaderboards"),
+    path("leaderboards/", leaderboards.leaderboard_page, name="leaderboards"),
+    path("leaderboards/pin/", leaderboards.leaderboard_pin, name="leaderboard-pin"),
     path("graph/", pages.graph, name="graph"),
     path("projects/", pages.projects, name="projects"),
     path("projects/new/", pages.project_create, name="project-create"),

@@ -12,29 +12,11 @@ from trainer_app.models import Role
 
 # What each section is for and what to do first, shown while it is empty.
 EMPTY_STATES = {
-    "models": {
-        "title": "Models",
-        "lead": "Design a network in a form: presets (MLP, small CNN, ResNet, ViT) or a layer builder.",
-        "empty": "No model designs yet.",
-        "next": "Add a dataset first, then design a model whose shapes fit it.",
-    },
-    "runs": {
-        "title": "Runs",
-        "lead": "Training jobs: each one a PyTorch DDP job on a worker, with live charts.",
-        "empty": "No runs yet.",
-        "next": "Pick a dataset and a model design, then launch a run; its loss and accuracy stream here live.",
-    },
     "sweeps": {
         "title": "Sweeps",
         "lead": "Hyperparameter searches driven by Optuna, with pruning of bad trials.",
         "empty": "No sweeps yet.",
         "next": "Launch a single run first, then search its learning rate, batch size or depth with a sweep.",
-    },
-    "leaderboards": {
-        "title": "Leaderboards",
-        "lead": "The best runs per dataset, grouped across seeds, against a pinned baseline.",
-        "empty": "Nothing to rank yet.",
-        "next": "Leaderboards fill in as runs finish: launch a few runs on one dataset.",
     },
     "graph": {
         "title": "Knowledge graph",
@@ -62,23 +44,8 @@ def _section(request, name: str, **extra):
 
 
 @login_required
-def models(request):
-    return _section(request, "models")
-
-
-@login_required
-def runs(request):
-    return _section(request, "runs")
-
-
-@login_required
 def sweeps(request):
     return _section(request, "sweeps")
-
-
-@login_required
-def leaderboards(request):
-    return _section(request, "leaderboards")
 
 
 @login_required
