@@ -248,8 +248,8 @@ def load_init_weights(model: nn.Module, path: str | Path) -> dict:
     """
     tensors = read_safetensors(path)
     expected = model.state_dict()
-    mismatched = [(name, _shape(expected[name]), _shape(value)) for name, value in tensors.items()
-                  if name in expected and tuple(expected[name].shape) != tuple(value.shape)]
+    mismatched = [(name, _shape(value), _shape(tensors[name])) for name, value in expected.items()
+                  if name in tensors and tuple(value.shape) != tuple(tensors[name].shape)]
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     head = head_name(model)
