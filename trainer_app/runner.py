@@ -106,7 +106,9 @@ class RunSupervisor:
             if code is not None:
                 self._stop(signal.SIGKILL)  # leave no rank behind, whatever torchrun did
                 self._persist()
-                return self._finish(code)
+                outcome = self._finish(code)
+                self._expire_stream()
+                return outcome
             time.sleep(POLL_SECONDS)
 
     def _persist(self) -> None:
@@ -114,6 +116,15 @@ class RunSupervisor:
             metric_services.metrics_persist(run_id=self.run_id)
         except Exception:  # the stream is a cache of the run's progress: retry at the next beat
             logger.exception("run %s: persisting events failed; will retry", self.run_id)
+
+    def _expire_stream(self) -> None:
+        """SQL now holds everything: the stream stays a while for late viewers, then goes."""
+        from trainer_app.streams import redis_client, run_stream_key
+
+        try:
+            redis_client().expire(run_stream_key(self.run_id), settings.RUN_STREAM_TTL_SECONDS)
+        except Exception:
+            logger.warning("run %s: could not set the stream's expiry", self.run_id)
 
     def _stop(self, signum: int) -> None:
         if signum == signal.SIGTERM:

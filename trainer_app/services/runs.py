@@ -21,12 +21,20 @@ logger = logging.getLogger(__name__)
 MAX_DELIVERIES = 3
 
 
-def run_enqueue(*, run: Run) -> None:
-    """Send the run's task to its queue once the current transaction commits."""
+def run_enqueue(*, run: Run, fresh: bool = False) -> None:
+    """Send the run's task to its queue once the current transaction commits. A fresh run first drops
+    any stream left under its key (a database reset while Redis kept its data)."""
+    from trainer_app.streams import redis_client, run_stream_key
     from trainer_app.tasks import run_execute
 
     queue_name, priority, run_id = run.queue.name, run.priority, run.pk
-    transaction.on_commit(lambda: run_execute.apply_async(args=[run_id], queue=queue_name, priority=priority))
+
+    def send() -> None:
+        if fresh:
+            redis_client().delete(run_stream_key(run_id))
+        run_execute.apply_async(args=[run_id], queue=queue_name, priority=priority)
+
+    transaction.on_commit(send)
 
 
 def run_claim(*, run_id: int, owner: str, worker_name: str | None = None) -> bool:
@@ -234,5 +242,5 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
                                  config_key=config_key(dataset_id=dataset.pk, design_id=design.pk, config=normalised,
                                                        init=init))
         dataset_lock(dataset=dataset)
-        run_enqueue(run=run)
+        run_enqueue(run=run, fresh=True)
     return run
