@@ -226,3 +226,27 @@ def gunzip(name: str, data: bytes, limits: Limits, budget: ByteBudget) -> bytes:
     if not decompressor.eof:
         raise DatasetError(f"{name!r} is truncated gzip data; upload the complete file", code="bad_archive")
     return b"".join(pieces)
+
+
+def copy_counted(stream, destination: Path) -> None:
+    """Copy a counted stream (a ZIP member) to a file in 1 MiB chunks."""
+    with open(destination, "wb") as output:
+        while chunk := stream.read(CHUNK):
+            output.write(chunk)
+
+
+def gunzip_file(path: Path, destination: Path, limits: Limits) -> None:
+    """Decompress a .gz file to ``destination``, counting output bytes and the ratio while streaming."""
+    budget = ByteBudget(limits)
+    with open(path, "rb") as raw:
+        compressed = _CountingReader(raw, lambda _: None)
+        expanded = 0
+        try:
+            with gzip.GzipFile(fileobj=compressed, mode="rb") as source, open(destination, "wb") as output:
+                while chunk := source.read(CHUNK):
+                    expanded += len(chunk)
+                    budget.spend(len(chunk))
+                    check_ratio(Path(path).name, expanded, compressed.count, limits)
+                    output.write(chunk)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DatasetError(f"the gzip file cannot be read ({error}); upload it again", code="bad_archive") from None

@@ -29,6 +29,26 @@ MISSING_TOKENS = frozenset({"", "NA", "N/A", "n/a", "na", "NaN", "nan", "NAN", "
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
+class Rows:
+    """A block of parsed rows, column by column: float64 arrays for columns parsed as numbers, object arrays
+    of str for the others."""
+
+    def __init__(self, columns: list[np.ndarray]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0]) if self.columns else 0
+
+    def column(self, index: int) -> np.ndarray:
+        return self.columns[index]
+
+    def take(self, selection: np.ndarray) -> "Rows":
+        return Rows([column[selection] for column in self.columns])
+
+    def head(self, count: int) -> list[list[str]]:
+        return [[str(column[row]) for column in self.columns] for row in range(min(count, len(self)))]
+
+
 @dataclass(frozen=True)
 class CsvDialect:
     encoding: str
@@ -165,9 +185,12 @@ def _line_too_long(line: int, limits: Limits):
                        "the file is a table with one row per line", code="bad_csv")
 
 
-def iter_blocks(path: Path, dialect: CsvDialect, limits: Limits) -> Iterator[tuple[int, np.ndarray, float]]:
-    """Yield (line number of the block's first row, rows × columns array of str, share of the file read),
-    the header skipped."""
+def iter_blocks(path: Path, dialect: CsvDialect, limits: Limits,
+                numeric: set[int] | frozenset[int] = frozenset()) -> Iterator[tuple[int, Rows, float]]:
+    """Yield (line number of the block's first row, its rows, share of the file read), the header skipped.
+
+    Columns in ``numeric`` are parsed straight to float64 when every value of the block is a plain number
+    (the fast path); otherwise the block's columns are all str."""
     size = max(Path(path).stat().st_size, 1)
     with open(path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding=dialect.encoding, errors="strict", newline="")
@@ -180,18 +203,19 @@ def iter_blocks(path: Path, dialect: CsvDialect, limits: Limits) -> Iterator[tup
         rest = ""
         while True:
             try:
-                chunk = text.read(BLOCK_CHARS)
+                chunk = text.read(min(BLOCK_CHARS, limits.max_line_chars))
             except UnicodeDecodeError:
                 raise DatasetError(f"the text stops being valid {dialect.encoding} after about line "
                                    f"{line_number + rest.count(chr(10))}; choose the encoding the file was saved "
                                    "with in the upload options (for example cp1252 or latin-1)",
                                    code="encoding") from None
+            first_line_length = len(rest) + (chunk.find("\n") if "\n" in chunk else len(chunk))
+            if first_line_length > limits.max_line_chars:  # later lines fit in one read, so within the limit
+                _line_too_long(line_number, limits)
             block, rest = _cut_block(rest + chunk, final=not chunk)
-            if len(rest) > limits.max_line_chars:
-                _line_too_long(line_number + block.count("\n"), limits)
             if block:
-                _check_block(block, line_number, limits)
-                rows = parse_block(block, dialect, line_number)
+                _check_block(block, line_number)
+                rows = parse_block(block, dialect, line_number, numeric)
                 if len(rows):
                     yield line_number, rows, min(raw.tell() / size, 1.0)
                 line_number += block.count("\n")
@@ -206,29 +230,35 @@ def _cut_block(text: str, final: bool) -> tuple[str, str]:
     return (text[:cut + 1], text[cut + 1:]) if cut >= 0 else ("", text)
 
 
-def _check_block(block: str, line_number: int, limits: Limits) -> None:
+def _check_block(block: str, line_number: int) -> None:
     if "\x00" in block:
         line = line_number + block[:block.index("\x00")].count("\n")
         raise DatasetError(f"line {line} holds NUL bytes: the file is binary or corrupt, not a CSV",
                            code="bad_csv")
-    if len(block) > limits.max_line_chars:
-        for offset, line in enumerate(block.split("\n")):
-            if len(line) > limits.max_line_chars:
-                _line_too_long(line_number + offset, limits)
 
 
-def parse_block(block: str, dialect: CsvDialect, line_number: int) -> np.ndarray:
+def parse_block(block: str, dialect: CsvDialect, line_number: int,
+                numeric: set[int] | frozenset[int] = frozenset()) -> Rows:
     width = len(dialect.columns)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for blank blocks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for blank blocks
+        if numeric:
+            # One structured parse: numbers straight to float64, no str objects for them (about 3x faster).
+            fields = np.dtype([(f"c{i}", np.float64 if i in numeric else object) for i in range(width)])
+            try:
+                parsed = np.loadtxt(io.StringIO(block), delimiter=dialect.delimiter, quotechar='"', dtype=fields,
+                                    comments=None, ndmin=1)
+                return Rows([parsed[f"c{i}"] for i in range(width)])
+            except ValueError:
+                pass  # a missing value, text, or a ragged row: the general path sorts it out
+        try:
             rows = np.loadtxt(io.StringIO(block), delimiter=dialect.delimiter, quotechar='"', dtype=object,
                               comments=None, ndmin=2)
-    except ValueError as error:
-        _locate_bad_row(block, dialect, line_number, error)
+        except ValueError as error:
+            _locate_bad_row(block, dialect, line_number, error)
     if rows.size and rows.shape[1] != width:
         _locate_bad_row(block, dialect, line_number, None)
-    return rows
+    return Rows([rows[:, i] for i in range(width)] if rows.size else [])
 
 
 def _locate_bad_row(block: str, dialect: CsvDialect, line_number: int, error: Exception | None):

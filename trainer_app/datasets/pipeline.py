@@ -4,17 +4,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from trainer_app.engine.dataset_format import SPLITS, array_paths, content_hash, read_meta
 
-from .archives import SafeZip, read_tar_members
+from .archives import SafeZip, copy_counted, gunzip_file, read_tar_members
 from .detect import check_size, detect
 from .errors import DatasetError
 from .finish import Converted, finish
-from .image_decode import DirectorySource, SourceSpec
+from .image_decode import IMAGE_EXTENSIONS, DirectorySource, SourceSpec
 from .images import convert_image_source, write_thumbnails
 from .npz import convert_npz
 from .options import ProcessOptions
@@ -65,6 +65,10 @@ def process_upload(source: Path, *, original_name: str, output_dir: Path, option
         stage = _Stage(report, 0.0, 0.9)
         if detected.kind == "text":
             converted = convert_csv(source, staging, options, stage, is_tsv=detected.extension_kind == "tsv")
+        elif original_name.lower().endswith((".csv.gz", ".tsv.gz")):
+            extracted = staging / ".source-table"
+            gunzip_file(source, extracted, options.limits)
+            converted = _convert_extracted_table(extracted, original_name.lower()[:-3], staging, options, stage)
         elif detected.kind == "tar":
             converted = _convert_tar(source, staging, options, stage, original_name)
         else:
@@ -98,10 +102,27 @@ def _convert_zip(source: Path, staging: Path, options: ProcessOptions, progress,
             kind, files = standard
             return convert_standard(kind, files, archive.read, staging, options, progress,
                                     hint=original_name + " " + " ".join(files.values()))
+        tables = [name for name in names if name.lower().endswith((".csv", ".tsv")) and "__MACOSX" not in name]
+        if len(tables) == 1 and not any(PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS for name in names):
+            extracted = staging / ".source-table"
+            with archive.open(tables[0]) as stream:
+                copy_counted(stream, extracted)
+            return _convert_extracted_table(extracted, tables[0], staging, options, progress)
         spec = SourceSpec("zip", str(source), options.limits)
         return convert_image_source(archive, spec, staging, options, progress, "image_zip")
     finally:
         archive.close()
+
+
+def _convert_extracted_table(extracted: Path, name: str, staging: Path, options: ProcessOptions,
+                             progress) -> Converted:
+    """A CSV/TSV that came inside a ZIP or a .gz: checked like an upload, converted, then removed."""
+    try:
+        check_size(extracted, options.limits)
+        detected = detect(extracted, name)
+        return convert_csv(extracted, staging, options, progress, is_tsv=detected.extension_kind == "tsv")
+    finally:
+        extracted.unlink(missing_ok=True)
 
 
 def _convert_tar(source: Path, staging: Path, options: ProcessOptions, progress, original_name: str) -> Converted:

@@ -56,10 +56,11 @@ def _write_features(path: Path, scan: TableScan, plan: TablePlan, staging: Path,
     lookups = [{value: code for code, value in enumerate(column.categories)} for column in plan.columns]
     duplicates = DuplicateCounter()
     source_row = kept_row = 0
-    for _, block, fraction in iter_blocks(path, scan.dialect, options.limits):
+    numeric = frozenset([column.index for column in plan.columns if column.encoding == "numeric"])
+    for _, block, fraction in iter_blocks(path, scan.dialect, options.limits, numeric):
         keep = plan.keep[source_row:source_row + len(block)]
         source_row += len(block)
-        block = block[keep]
+        block = block.take(keep)
         if not len(block):
             continue
         features = _encode_block(block, plan.columns, lookups, width)
@@ -76,10 +77,10 @@ def _write_features(path: Path, scan: TableScan, plan: TablePlan, staging: Path,
     return duplicates.duplicates()
 
 
-def _encode_block(block: np.ndarray, columns: list[EncodedColumn], lookups: list[dict], width: int) -> np.ndarray:
+def _encode_block(block, columns: list[EncodedColumn], lookups: list[dict], width: int) -> np.ndarray:
     features = np.empty((len(block), width), dtype=np.float32)
     for column, lookup in zip(columns, lookups):
-        values = block[:, column.index]
+        values = block.column(column.index)
         if column.encoding == "numeric":
             numbers = to_numbers(values)
             if numbers is None:

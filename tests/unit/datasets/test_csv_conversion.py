@@ -137,3 +137,34 @@ def test_progress_is_reported_up_to_one(tmp_path, convert):
     seen = []
     convert(csv_file(tmp_path / "d.csv", table_text()), progress=lambda share, message: seen.append(share))
     assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_csv_inside_a_zip_or_gzip_is_converted(tmp_path, convert):
+    import gzip
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "table.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("export/data.csv", table_text())
+    assert convert(tmp_path / "table.zip").detected_format == "csv"
+    (tmp_path / "table.tsv.gz").write_bytes(gzip.compress(table_text(delimiter="\t").encode()))
+    assert convert(tmp_path / "table.tsv.gz").detected_format == "tsv"
+
+
+def test_small_blocks_and_the_numeric_fast_path_give_the_same_dataset(tmp_path, convert):
+    """Blocks of ~300 characters mix the fast numeric parse and the general one (missing values)."""
+    from trainer_app.datasets import Limits
+    lines = table_text(rows=200).splitlines()
+    lines[150] = lines[150].replace(lines[150].split(",")[1], "", 1)
+    source = csv_file(tmp_path / "d.csv", "\n".join(lines) + "\n")
+    small, whole = convert(source, limits=Limits(max_line_chars=300)), convert(source)
+    assert small.sha256 == whole.sha256
+    for piecewise, at_once in zip(small.feature_statistics, whole.feature_statistics):
+        assert (piecewise.count, piecewise.min, piecewise.max) == (at_once.count, at_once.min, at_once.max)
+        assert piecewise.mean == pytest.approx(at_once.mean) and piecewise.std == pytest.approx(at_once.std)
+
+
+def test_ragged_row_in_a_later_block_is_found(tmp_path, refused):
+    from trainer_app.datasets import Limits
+    lines = table_text(rows=200).splitlines()
+    lines[170] += ",1"
+    refused(csv_file(tmp_path / "d.csv", "\n".join(lines) + "\n"), "bad_csv", "line 171 has 5 fields",
+            limits=Limits(max_line_chars=300))
