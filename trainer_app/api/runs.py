@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from trainer_app import selectors
 from trainer_app.api.datasets import _project_for, django_errors
-from trainer_app.models import Checkpoint, Run
+from trainer_app.models import Checkpoint, Run, WeightsFile
 from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.services import runs as run_services
 from trainer_app.specs import checkpoint_weights
@@ -27,12 +27,13 @@ class RunOutput(serializers.ModelSerializer):
     model = serializers.IntegerField(source="design_id")
     queue = serializers.CharField(source="queue.name")
     fine_tuned_from = serializers.IntegerField(source="fine_tuned_from_id", allow_null=True)
+    init_weights = serializers.IntegerField(source="init_weights_id", allow_null=True)
     worker = serializers.CharField(source="worker.name", allow_null=True, default=None)
 
     class Meta:
         model = Run
         fields = ["id", "project", "dataset", "model", "name", "kind", "status", "error", "summary", "config",
-                  "resources", "queue", "priority", "fine_tuned_from", "init", "step", "total_steps", "epoch",
+                  "resources", "queue", "priority", "fine_tuned_from", "init_weights", "init", "step", "total_steps", "epoch",
                   "deliveries", "worker", "exit_code", "log_tail", "tags", "notes", "starred", "archived",
                   "cancel_requested", "created_at", "started_at", "finished_at"]
 
@@ -46,6 +47,8 @@ class RunInput(serializers.Serializer):
     resources = serializers.JSONField(required=False, default=dict)
     queue = serializers.CharField(required=False, default="cpu")
     fine_tune_from = serializers.IntegerField(required=False, allow_null=True, default=None)
+    init_weights = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                            help_text="id of uploaded weights (POST /api/weights/)")
     freeze = serializers.ListField(child=serializers.CharField(), required=False, default=list)
 
     def validate_config(self, value):
@@ -85,11 +88,17 @@ class RunListView(APIView):
             parent = selectors.run_list(user=request.user).filter(id=values["fine_tune_from"]).first()
             if parent is None:
                 raise ValidationError({"fine_tune_from": "No such run among your projects."})
+        weights = None
+        if values["init_weights"] is not None:
+            weights = WeightsFile.objects.filter(id=values["init_weights"], project=project).first()
+            if weights is None:
+                raise ValidationError({"init_weights": f"No uploaded weights {values['init_weights']} in project "
+                                                       f"{project.name}."})
         try:
             run = run_services.run_create(project=project, dataset=dataset, design=design, config=values["config"],
                                           resources=values["resources"], queue_name=values["queue"],
                                           created_by=request.user, name=values["name"], fine_tune_from=parent,
-                                          freeze=values["freeze"])
+                                          init_weights=weights, freeze=values["freeze"])
         except DjangoPermissionDenied as error:
             raise PermissionDenied(str(error)) from None
         except DjangoValidationError as error:

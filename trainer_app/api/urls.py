@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trainer_app.api import datasets, designs, events, leaderboards, runs, views
+from trainer_app.api import datasets, designs, events, leaderboards, runs, views, weights
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("models/", designs.DesignListView.as_view(), name="api-models"),
     path("models/validate/", designs.DesignValidateView.as_view(), name="api-models-validate"),
     path("models/<int:design_id>/", designs.DesignDetailView.as_view(), name="api-model"),
+    path("models/<int:design_id>/layers/", weights.DesignLayersView.as_view(), name="api-model-layers"),
+    path("weights/", weights.WeightsListView.as_view(), name="api-weights"),
     path("runs/", runs.RunListView.as_view(), name="api-runs"),
     path("runs/<int:run_id>/", runs.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:run_id>/cancel/", runs.RunCancelView.as_view(), name="api-run-cancel"),

@@ -1,5 +1,5 @@
 from trainer_app.models.datasets import Dataset, DatasetSource, DatasetStatus, SiteSettings, Upload
-from trainer_app.models.designs import ModelDesign
+from trainer_app.models.designs import ModelDesign, WeightsFile
 from trainer_app.models.fleet import Worker, WorkerStatus
 from trainer_app.models.projects import Membership, Project, Role
 from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, LeaderboardBaseline, MetricPoint,
@@ -7,4 +7,4 @@ from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint
 
 __all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES", "LeaderboardBaseline", "RunLog", "RunMetric",
            "Membership", "MetricPoint", "ModelDesign", "Project", "Queue", "Role", "Run", "RunKind", "RunStatus",
-           "SiteSettings", "Upload", "Worker", "WorkerStatus"]
+           "SiteSettings", "Upload", "WeightsFile", "Worker", "WorkerStatus"]

@@ -38,3 +38,22 @@ class ModelDesign(models.Model):
         if "ResidualBlock" in types:
             return "ResNet"
         return "CNN" if "Conv2d" in types else "MLP"
+
+
+class WeightsFile(models.Model):
+    """An uploaded .safetensors file to fine-tune from. Checked on upload: a pickle is refused."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="weights_files")
+    name = models.CharField(max_length=120)
+    path = models.CharField(max_length=500, help_text="relative to MEDIA_ROOT, generated name")
+    size_bytes = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    tensors = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

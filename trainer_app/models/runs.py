@@ -63,6 +63,8 @@ class Run(models.Model):
     fine_tuned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="fine_tuned_runs")
     init = models.JSONField(default=dict, blank=True, help_text="weights to start from and layers to freeze")
+    init_weights = models.ForeignKey("trainer_app.WeightsFile", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="runs", help_text="an uploaded file this run was fine-tuned from")
 
     # lifecycle and lease
     cancel_requested = models.BooleanField(default=False)

@@ -204,8 +204,42 @@ def _engine_spec_check(*, dataset, design, config: dict, resources: dict, init_w
     return normalised
 
 
+def _init_weights(*, dataset, design, project, fine_tune_from, init_weights, freeze: list[str]) -> dict:
+    """Where a fine-tuned run starts from, checked against the design before anything is launched."""
+    from trainer_app.specs import best_checkpoint_path, media_path
+    from trainer_app.weights import WeightsProblem, check_fit
+
+    if fine_tune_from is None and init_weights is None:
+        if freeze:
+            raise ValidationError({"freeze": "Freezing layers only makes sense when fine-tuning: choose weights to "
+                                             "start from."})
+        return {}
+    if fine_tune_from is not None and init_weights is not None:
+        raise ValidationError({"fine_tune_from": "Start from an earlier run or from uploaded weights, not both."})
+    if fine_tune_from is not None:
+        if fine_tune_from.project_id != project.pk:
+            raise ValidationError({"fine_tune_from": "That run belongs to another project."})
+        path = best_checkpoint_path(fine_tune_from)
+        if path is None:
+            raise ValidationError({"fine_tune_from": f"{fine_tune_from} has no checkpoint yet: pick a run that "
+                                                     "finished at least one epoch."})
+        field = "fine_tune_from"
+    else:
+        if init_weights.project_id != project.pk:
+            raise ValidationError({"init_weights": "Those weights belong to another project."})
+        path, field = media_path(init_weights.path), "init_weights"
+    outputs = dataset.num_classes if dataset.task == "classification" else 1
+    try:
+        check_fit(model_spec=design.spec, input_shape=dataset.input_shape, outputs=outputs or 1, path=path,
+                  freeze=freeze)
+    except WeightsProblem as error:
+        raise ValidationError({field if "freeze" not in str(error) else "freeze": str(error)}) from None
+    return {"weights": str(path), "freeze": freeze}
+
+
 def run_create(*, project, dataset, design, config: dict, resources: dict, queue_name: str, created_by,
-               name: str = "", fine_tune_from=None, freeze: list[str] | None = None, kind: str = "run") -> Run:
+               name: str = "", fine_tune_from=None, init_weights=None, freeze: list[str] | None = None,
+               kind: str = "run") -> Run:
     """Validate everything a run needs, refuse with the fix if anything does not fit, then queue it.
     Nothing is launched for a run that would fail at once."""
     from trainer_app.models import DatasetStatus, Queue
@@ -224,21 +258,15 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
         names = ", ".join(Queue.objects.values_list("name", flat=True)) or "none yet"
         raise ValidationError({"queue": f"No queue named {queue_name!r}: choose one of {names}."})
     resources = _resources(resources)
-    init: dict = {}
-    if fine_tune_from is not None:
-        if fine_tune_from.project_id != project.pk:
-            raise ValidationError({"fine_tune_from": "That run belongs to another project."})
-        weights = best_checkpoint_path(fine_tune_from)
-        if weights is None:
-            raise ValidationError({"fine_tune_from": f"{fine_tune_from} has no checkpoint yet: pick a run that "
-                                                     "finished at least one epoch."})
-        init = {"weights": str(weights), "freeze": list(freeze or [])}
+    init = _init_weights(dataset=dataset, design=design, project=project, fine_tune_from=fine_tune_from,
+                         init_weights=init_weights, freeze=list(freeze or []))
     normalised = _engine_spec_check(dataset=dataset, design=design, config={**config, "freeze": init.get("freeze")},
                                     resources=resources, init_weights=init.get("weights"))
     with transaction.atomic():
         run = Run.objects.create(project=project, dataset=dataset, design=design, name=name[:200], kind=kind,
                                  config=normalised, resources=resources, queue=queue, priority=queue.priority,
-                                 fine_tuned_from=fine_tune_from, init=init, created_by=created_by,
+                                 fine_tuned_from=fine_tune_from, init_weights=init_weights, init=init,
+                                 created_by=created_by,
                                  config_key=config_key(dataset_id=dataset.pk, design_id=design.pk, config=normalised,
                                                        init=init))
         dataset_lock(dataset=dataset)
