@@ -3,12 +3,13 @@ from celery import shared_task
 
 from trainer_app import services
 
+PAUSED_QUEUE_RETRY_SECONDS = 5
+
 
 @shared_task(name="trainer_app.tasks.fleet_mark_offline", ignore_result=True)
 def fleet_mark_offline() -> int:
     """Periodic (beat): workers that missed their heartbeats are marked offline."""
     return services.workers_mark_offline_stale()
-
 
 
 @shared_task(name="trainer_app.tasks.runs_reap", ignore_result=True)
@@ -25,6 +26,11 @@ def run_execute(self, run_id: int) -> str:
     from trainer_app.runner import RunSupervisor
     from trainer_app.services.runs import run_claim
 
+    from trainer_app.models import Run
+
+    if Run.objects.filter(id=run_id, queue__paused=True, status="queued").exists():
+        # A paused queue accepts runs but starts none: come back later, without holding this worker.
+        raise self.retry(countdown=PAUSED_QUEUE_RETRY_SECONDS, max_retries=None)
     worker_name = self.request.hostname
     owner = f"{worker_name}:{self.request.id}"
     if not run_claim(run_id=run_id, owner=owner, worker_name=worker_name):
