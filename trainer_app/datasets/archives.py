@@ -13,7 +13,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import DatasetError
 from .options import Limits
@@ -24,7 +24,7 @@ CHUNK = 1 << 20
 def check_entry_name(name: str) -> str:
     """The entry's path with forward slashes; refuses paths that could leave the extraction root."""
     normalised = name.replace("\\", "/")
-    parts = PurePosixPath(normalised).parts
+    parts = normalised.split("/")
     if ("\x00" in name or normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":")
             or ".." in parts):
         raise DatasetError(f"the archive holds an unsafe entry name {name!r} (absolute or with '..'); "

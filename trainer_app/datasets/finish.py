@@ -51,6 +51,8 @@ def finish(converted: Converted, data_dir: Path, output_dir: Path, report_dir: P
         normalization=image_normalization(data_dir) if image else table_normalization(data_dir),
         target_normalization=target_normalization(data_dir) if converted.task == "regression" else {},
     )
+    if image and not converted.feature_statistics:
+        converted.feature_statistics = _channel_statistics(meta, splits["train"])
     warnings = list(converted.warnings)
     counts: dict[str, list[int]] = {}
     if meta.task == "classification":
@@ -73,6 +75,14 @@ def finish(converted: Converted, data_dir: Path, output_dir: Path, report_dir: P
                            preview=converted.preview, details=converted.details, original_name=original_name)
     (report_dir / "report.json").write_text(json.dumps(result.to_dict(), indent=1, default=_json_default))
     return result
+
+
+def _channel_statistics(meta: DatasetMeta, train_samples: int) -> list[FeatureStatistics]:
+    """Per channel, on 0..1 pixels, over the training split (the normalisation statistics)."""
+    names = ["gray"] if meta.input_shape[0] == 1 else ["red", "green", "blue"]
+    pixels = train_samples * meta.input_shape[1] * meta.input_shape[2]
+    return [FeatureStatistics(name=name, kind="channel", count=pixels, mean=mean, std=std, min=0.0, max=1.0)
+            for name, mean, std in zip(names, meta.normalization.get("mean", []), meta.normalization.get("std", []))]
 
 
 def _json_default(value):

@@ -8,12 +8,13 @@ decoded by a small process pool when there are many, and streamed into each spli
 from __future__ import annotations
 
 import logging
+import os
 import multiprocessing
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -58,12 +59,12 @@ def find_layout(names: list[str], links: list[str] = ()) -> Layout:
     skipped = [SkippedFile(name, "symbolic link (not followed)") for name in links]
     candidates = []
     for name in names:
-        parts = PurePosixPath(name).parts
+        parts = tuple(part for part in name.split("/") if part)
         base = parts[-1].lower()
         if "__MACOSX" in parts or base.startswith("._") or base in _METADATA_FILES:
             skipped.append(SkippedFile(name, "operating-system metadata file"))
-        elif PurePosixPath(base).suffix not in IMAGE_EXTENSIONS:
-            skipped.append(SkippedFile(name, f"not an image (extension {PurePosixPath(base).suffix or 'none'!r})"))
+        elif os.path.splitext(base)[1] not in IMAGE_EXTENSIONS:
+            skipped.append(SkippedFile(name, f"not an image (extension {os.path.splitext(base)[1] or 'none'!r})"))
         else:
             candidates.append((name, parts))
     prefix, split_level = _prefix_and_split_level([parts for _, parts in candidates])

@@ -125,3 +125,25 @@ def test_image_folder_directory_is_registered_without_following_links(tmp_path, 
 def test_fewer_than_two_class_folders_is_refused(tmp_path, refused, layout):
     from .factories import zip_of
     refused(zip_of(tmp_path / "p.zip", layout), "bad_layout", "at least\\s+two")
+
+
+def test_channel_statistics_come_with_images(tmp_path, convert):
+    result = convert(image_zip(tmp_path / "p.zip"))
+    assert [entry.name for entry in result.feature_statistics] == ["red", "green", "blue"]
+    assert result.feature_statistics[0].mean == result.meta.normalization["mean"][0]
+
+
+def test_cancelling_through_progress_leaves_nothing(tmp_path, datasets_root):
+    from trainer_app.datasets import process_upload
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_midway(share, message):
+        if share > 0.3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        process_upload(image_zip(tmp_path / "p.zip", per_class=30), original_name="p.zip",
+                       output_dir=datasets_root / "cancelled", progress=cancel_midway)
+    assert not datasets_root.exists() or list(datasets_root.iterdir()) == []
