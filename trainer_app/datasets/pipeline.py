@@ -70,6 +70,7 @@ def process_upload(source: Path, *, original_name: str, output_dir: Path, option
             gunzip_file(source, extracted, options.limits)
             converted = _convert_extracted_table(extracted, original_name.lower()[:-3], staging, options, stage)
         elif detected.kind == "tar":
+            _refuse_lone_gzip(original_name, detected.head)
             converted = _convert_tar(source, staging, options, stage, original_name)
         else:
             converted = _convert_zip(source, staging, options, stage, original_name, detected.kind == "npz")
@@ -112,6 +113,13 @@ def _convert_zip(source: Path, staging: Path, options: ProcessOptions, progress,
         return convert_image_source(archive, spec, staging, options, progress, "image_zip")
     finally:
         archive.close()
+
+
+def _refuse_lone_gzip(original_name: str, head: bytes) -> None:
+    name = original_name.lower()
+    if head[:2] == b"\x1f\x8b" and name.endswith(".gz") and not name.endswith((".tar.gz", ".tgz")):
+        raise DatasetError("a single gzipped file is not a dataset by itself: put the four MNIST IDX files in one "
+                           ".zip or .tar.gz, or name a gzipped table name.csv.gz", code="unsupported")
 
 
 def _convert_extracted_table(extracted: Path, name: str, staging: Path, options: ProcessOptions,

@@ -177,3 +177,9 @@ def test_npz_members_are_read_with_counted_bytes(tmp_path, refused):
         archive.writestr("X.npy", buffer.getvalue())
         archive.writestr("y.npy", buffer.getvalue())
     refused(source, "zip_bomb", "compression-ratio", limits=Limits(max_compression_ratio=20))
+
+
+def test_a_lone_gzipped_idx_file_says_what_to_upload(tmp_path, refused):
+    source = tmp_path / "upload"
+    source.write_bytes(mnist_files()["train-images-idx3-ubyte.gz"])
+    refused(source, "unsupported", "four MNIST IDX files", original_name="train-images-idx3-ubyte.gz")
