@@ -22,7 +22,9 @@ def set_deterministic(enabled: bool) -> None:
     """Deterministic algorithms only (and no cuDNN autotuning), or the fastest ones."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    # the same switch as torch.use_deterministic_algorithms, without its import of torch._inductor (~3 s);
+    # the engine does not compile, so inductor's own determinism setting does not apply
+    torch.set_deterministic_debug_mode("error" if enabled else "default")
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
 
