@@ -12,13 +12,14 @@ import math
 
 import torch
 
-from .config import ScheduleSpec, TrainingSpec
+from .config import ScheduleSpec, SpecError, TrainingSpec
 
 
 def build_optimizer(parameters, spec: TrainingSpec) -> torch.optim.Optimizer:
     parameters = [parameter for parameter in parameters if parameter.requires_grad]
     if not parameters:
-        raise ValueError("every parameter is frozen: nothing to train (unfreeze at least the head)")
+        raise SpecError("froze every parameter: nothing would train; leave at least the head unfrozen",
+                        field_name="init.freeze")
     decay = spec.weight_decay
     if spec.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov,

@@ -53,6 +53,8 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -
     stop = stop or StopRequest().install()
     try:
         spec = load_run_spec(source)
+        if os.environ.get("RANK", "0") == "0" and spec.result_path() is not None:
+            spec.result_path().unlink(missing_ok=True)  # an earlier attempt's result must not outlive this one
     except SpecError as error:
         configure_logging(int(os.environ.get("RANK", "0")))
         logger.error("run spec refused: %s", error)
@@ -152,7 +154,28 @@ def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop
     seed_everything(spec.training.seed)
     splits = open_splits(spec.data.path, in_memory_limit_mb=spec.data.in_memory_limit_mb)
     marks["data_loaded"] = time.time()
+    module = _build_module(spec, meta, context)
+    trainer = _assemble_trainer(spec, context, events, stop, meta, splits, module, autocast, scaler)
+    marks["model_ready"] = time.time()
+    events.status("running", f"training on {context.world_size} process(es), {context.device}",
+                  startup=marks, resumed_from_step=trainer.state.step or None)
+    logger.info("run %s: %d steps per epoch, %d epochs, global batch %d on %d process(es)", spec.run_id,
+                trainer.steps_per_epoch, spec.training.epochs, spec.training.batch_size, context.world_size)
+    monitor = None
+    if context.is_main:
+        monitor = SystemMonitor(interval=spec.metrics.system_every_seconds,
+                                current_step=lambda: (trainer.state.step, trainer.state.epoch + 1),
+                                emit=lambda step, epoch, values: events.metrics(step=step, epoch=epoch,
+                                                                                values=values)).start()
+    try:
+        return trainer.fit()
+    finally:
+        if monitor is not None:
+            monitor.stop()
 
+
+def _build_module(spec: RunSpec, meta, context: DistributedContext) -> nn.Module:
+    """The model on this rank's device, with initial weights loaded and layers frozen as the spec says."""
     outputs = meta.num_classes if meta.task == "classification" else 1
     module = build_model(spec.model.as_dict(), meta.input_shape, outputs)
     if spec.init is not None:
@@ -167,20 +190,22 @@ def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop
             logger.info("frozen: %d parameter tensors under %s", len(frozen), ", ".join(spec.init.freeze))
     if context.rank:
         torch.manual_seed(spec.training.seed + context.rank)  # distinct dropout masks on each rank
-    module.to(context.device)
+    return module.to(context.device)
 
+
+def _assemble_trainer(spec: RunSpec, context: DistributedContext, events: EventWriter, stop: StopRequest, meta,
+                      splits, module: nn.Module, autocast, scaler) -> Trainer:
+    """The Trainer and every collaborator it gets: batches, optimizer, schedule, checkpoints, evaluator."""
     per_rank_batch = spec.training.batch_size // context.world_size
     preprocessor = Preprocessor(meta, context.device)
     batches = TrainBatches(splits.train, preprocessor, batch_size=per_rank_batch, rank=context.rank,
                            world_size=context.world_size, seed=spec.training.seed,
                            augmentation=spec.data.augmentation, num_workers=spec.data.num_workers)
-    steps_per_epoch = len(batches)
-    total_steps = min(spec.training.epochs * steps_per_epoch, spec.training.max_steps or 1 << 62)
+    total_steps = min(spec.training.epochs * len(batches), spec.training.max_steps or 1 << 62)
     optimizer = build_optimizer(module.parameters(), spec.training)
     scheduler = None
     if spec.training.schedule.type != "none" or spec.training.schedule.warmup_epochs:
-        scheduler = build_scheduler(optimizer, spec.training, steps_per_epoch=steps_per_epoch,
-                                    total_steps=total_steps)
+        scheduler = build_scheduler(optimizer, spec.training, steps_per_epoch=len(batches), total_steps=total_steps)
     checkpoints = CheckpointManager(spec.checkpoint.dir, keep_last=spec.checkpoint.keep_last) \
         if spec.checkpoint.dir else None
     state = _resume(spec, context, checkpoints, module, optimizer, scheduler, scaler)
@@ -194,28 +219,12 @@ def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop
         loss_fn = F.mse_loss
     evaluator = Evaluator(preprocessor=preprocessor, context=context, num_classes=meta.num_classes,
                           batch_size=max(2 * per_rank_batch, 64), autocast=autocast)
-    trainer = Trainer(model=model, module=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                      loss_fn=loss_fn, batches=batches, splits=splits, evaluator=evaluator, checkpoints=checkpoints,
-                      events=events, context=context, stop=stop, spec=spec, state=state,
-                      best_metric=resolved_best_metric(spec),
-                      class_names=meta.class_names or [str(index) for index in range(meta.num_classes)],
-                      autocast=autocast)
-    marks["model_ready"] = time.time()
-    events.status("running", f"training on {context.world_size} process(es), {context.device}",
-                  startup=marks, resumed_from_step=state.step or None)
-    logger.info("run %s: %d steps per epoch, %d epochs, global batch %d on %d process(es)", spec.run_id,
-                steps_per_epoch, spec.training.epochs, spec.training.batch_size, context.world_size)
-    monitor = None
-    if context.is_main:
-        monitor = SystemMonitor(interval=spec.metrics.system_every_seconds,
-                                current_step=lambda: (trainer.state.step, trainer.state.epoch + 1),
-                                emit=lambda step, epoch, values: events.metrics(step=step, epoch=epoch,
-                                                                                values=values)).start()
-    try:
-        return trainer.fit()
-    finally:
-        if monitor is not None:
-            monitor.stop()
+    return Trainer(model=model, module=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                   loss_fn=loss_fn, batches=batches, splits=splits, evaluator=evaluator, checkpoints=checkpoints,
+                   events=events, context=context, stop=stop, spec=spec, state=state,
+                   best_metric=resolved_best_metric(spec),
+                   class_names=meta.class_names or [str(index) for index in range(meta.num_classes)],
+                   autocast=autocast)
 
 
 def _resume(spec: RunSpec, context: DistributedContext, checkpoints: CheckpointManager | None, module: nn.Module,
