@@ -33,7 +33,8 @@ started = time.perf_counter()
 result = process_upload(Path(source), original_name=name, output_dir=Path(output),
                         options=ProcessOptions(workers=workers))
 elapsed = time.perf_counter() - started
-print(json.dumps({"seconds": elapsed, "samples": sum(result.meta.splits.values()),
+usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+print(json.dumps({"seconds": elapsed, "cpu_seconds": sum(u.ru_utime + u.ru_stime for u in usage), "samples": sum(result.meta.splits.values()),
                   "shape": result.meta.input_shape, "warnings": [w.code for w in result.warnings],
                   "self_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--skip-csv", action="store_true")
     arguments = parser.parse_args()
     summary = []
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work slows these figures)")
     with tempfile.TemporaryDirectory(prefix="bench-datasets-") as folder:
         folder = Path(folder)
         if not arguments.skip_images:
@@ -106,7 +108,7 @@ def main() -> None:
                 figures = convert(folder / "images.zip", "images.zip", workers)
                 rate = figures["samples"] / figures["seconds"]
                 print(f"image zip, {workers} worker(s): {figures['samples']:,} images in {figures['seconds']:.1f} s = "
-                      f"{rate:,.0f} images/s; peak RSS {figures['self_peak_mb']:.0f} MB (+ workers "
+                      f"{rate:,.0f} images/s ({figures['samples'] / figures['cpu_seconds']:,.0f} per CPU-second); peak RSS {figures['self_peak_mb']:.0f} MB (+ workers "
                       f"{figures['workers_peak_mb']:.0f} MB each at most)")
             summary.append(f"images_per_s={rate:.0f} (target>=3000, workers={arguments.workers})")
         if not arguments.skip_csv:
@@ -118,7 +120,7 @@ def main() -> None:
             (folder / "images.zip").unlink(missing_ok=True)
             figures = convert(folder / "table.csv", "table.csv", 1)
             print(f"csv: {size / 2**20:,.0f} MiB in {figures['seconds']:.1f} s = {size / 2**20 / figures['seconds']:.1f} "
-                  f"MiB/s; peak RSS {figures['self_peak_mb']:.0f} MB; output {figures['shape']}")
+                  f"MiB/s ({figures['cpu_seconds']:.1f} CPU-s); peak RSS {figures['self_peak_mb']:.0f} MB; output {figures['shape']}")
             summary.append(f"csv_mb={size / 2**20:.0f} csv_s={figures['seconds']:.1f} "
                            f"csv_peak_rss_mb={figures['self_peak_mb']:.0f} (target<1024)")
     print("SUMMARY " + " ".join(summary))
