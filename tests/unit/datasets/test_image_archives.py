@@ -147,3 +147,15 @@ def test_cancelling_through_progress_leaves_nothing(tmp_path, datasets_root):
         process_upload(image_zip(tmp_path / "p.zip", per_class=30), original_name="p.zip",
                        output_dir=datasets_root / "cancelled", progress=cancel_midway)
     assert not datasets_root.exists() or list(datasets_root.iterdir()) == []
+
+
+def test_hostile_folder_and_file_names_are_only_metadata(tmp_path, convert):
+    from .factories import zip_of
+    tag = "<img src=x onerror=alert(1)>"
+    hostile = {f"{tag}/a\nb.png": png_bytes(seed=1), f"{tag}/x.png": png_bytes(),
+               "$(rm -rf ~)/ .png": png_bytes(seed=3), "ok class/1.png": png_bytes(seed=4)}
+    result = convert(zip_of(tmp_path / "p.zip", hostile))
+    assert result.meta.class_names == ["$(rm -rf ~)", tag, "ok class"]
+    written = {path.relative_to(result.output_dir).as_posix() for path in result.output_dir.rglob("*")}
+    assert all(name.isascii() and "<" not in name and " " not in name for name in written)
+    assert {image.path for image in result.preview.images} <= written
