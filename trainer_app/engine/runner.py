@@ -73,7 +73,10 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -
         handler = EventLogHandler(events)
         logger.addHandler(handler)
     try:
-        outcome = _train(spec, context, events, stop, marks)
+        if context.any(stop.requested):  # cancelled while starting: skip loading and building
+            outcome = Outcome(exit_codes.CANCELLED, "cancelled", "cancelled before training started", 0, 0)
+        else:
+            outcome = _train(spec, context, events, stop, marks)
     except REFUSALS as error:
         logger.error("refused: %s", error)
         outcome = Outcome(exit_codes.SPEC_REFUSED, "failed", str(error), 0, 0)

@@ -71,3 +71,16 @@ def test_jsonl_and_group_sinks_fan_out_and_non_finite_values_are_left_out(tmp_pa
     assert lines[0] == {"kind": "metrics", "data": {**lines[0]["data"], "values": {"lr": 0.5}}}
     assert [line["kind"] for line in lines] == ["metrics", "summary"]
     assert lines[1]["data"]["values"] == {"lr": 0.5}
+
+
+def test_system_metrics_are_sampled_once_per_step_that_moved():
+    from trainer_app.engine.system import SystemMonitor
+
+    steps, points = iter([0, 5, 5, 9] + [9] * 1000), []
+    monitor = SystemMonitor(interval=0.02, current_step=lambda: (next(steps), 1),
+                            emit=lambda step, epoch, values: points.append((step, values)))
+    monitor.start()
+    time.sleep(0.3)
+    monitor.stop()
+    assert [step for step, _ in points] == [5, 9]
+    assert {"cpu_percent", "ram_mb"} <= set(points[0][1]) and points[0][1]["ram_mb"] > 10

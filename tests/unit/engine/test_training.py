@@ -226,3 +226,13 @@ def test_an_unreadable_spec_still_reports_where_it_can(tmp_path):
     assert run(spec, stop=StopRequest()) == exit_codes.SPEC_REFUSED
     assert exit_codes.read_result(tmp_path / "result.json")["message"] == "training.lr must be greater than 0 (got -1.0)"
     assert read_events(tmp_path / "events.jsonl")[0]["data"]["state"] == "failed"
+
+
+def test_a_stop_requested_before_training_cancels_without_training(tmp_path, digits_dir):
+    stop = StopRequest()
+    stop.signal_number = 15
+    spec = make_spec(data=digits_dir, checkpoint_dir=tmp_path / "checkpoints", jsonl=tmp_path / "events.jsonl")
+    assert run(spec, stop=stop) == exit_codes.CANCELLED
+    result = exit_codes.read_result(tmp_path / "checkpoints/result.json")
+    assert result["state"] == "cancelled" and result["message"] == "cancelled before training started"
+    assert not list((tmp_path / "checkpoints").glob("step-*"))
