@@ -12,7 +12,7 @@ from .finish import Converted
 from .images import write_thumbnails
 from .options import ProcessOptions
 from .result import FeatureStatistics, Preview
-from .splits import TEST, TRAIN, VAL, assign_splits, carve_validation
+from .splits import TRAIN, VAL, assign_splits, carve_validation
 from .statistics import DuplicateCounter, RunningMoments
 from .table_plan import MAX_CLASSES_INFERRED
 

@@ -31,6 +31,7 @@ def convert_csv(path: Path, staging: Path, options: ProcessOptions, progress, is
     dialect = sniff_csv(path, options, is_tsv=is_tsv)
     scan = scan_table(path, dialect, options, lambda share, text: progress(0.45 * share, text))
     plan = plan_table(scan, options)
+    scan.target_values = None  # the plan's labels replace it; frees 8 bytes per row before pass 2
     duplicates = _write_features(path, scan, plan, staging, options,
                                  lambda share, text: progress(0.45 + 0.45 * share, text))
     write_labels(staging, plan.labels, plan.assignment)
