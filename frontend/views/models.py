@@ -67,9 +67,10 @@ def design_fit(design: ModelDesign, datasets: list) -> dict | None:
         classes = dataset.num_classes if dataset.task == "classification" else 0
         answer = validate_design(design.spec, dataset.input_shape, classes or 0)
         if answer["ok"]:
-            return {"parameters": answer["parameters"], "macs": answer["macs"], "dataset": dataset,
-                    "layers": answer["layers"], "parameters_text": f"{answer['parameters']:,}",
-                    "macs_text": f"{answer['macs']:,}"}
+            layers = [{**layer, "parameters_text": f"{layer['parameters']:,}", "macs_text": f"{layer['macs']:,}"}
+                      for layer in answer["layers"]]
+            return {"parameters": answer["parameters"], "macs": answer["macs"], "dataset": dataset, "layers": layers,
+                    "parameters_text": f"{answer['parameters']:,}", "macs_text": f"{answer['macs']:,}"}
     return None
 
 

@@ -7,8 +7,6 @@ run's event stream (run_live.js).
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -20,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from frontend.views.datasets import _current_project
 from frontend.views.models import dataset_facts, preset_choices, ready_datasets
 from trainer_app import selectors
-from trainer_app.models import FINAL_STATUSES, MetricPoint, Queue, RunStatus
+from trainer_app.models import FINAL_STATUSES, MetricPoint, Queue, RunLog, RunMetric, RunStatus
 from trainer_app.services import designs as design_services
 from trainer_app.services import runs as run_services
 
@@ -352,13 +350,11 @@ def run_summary(run) -> dict[str, float]:
 
 
 def last_values(run_ids: list[int], names) -> dict[int, dict[str, float]]:
-    """The last persisted value of each named metric per run, for runs whose summary lacks them."""
+    """The latest value of each named metric per run (one indexed row per run and metric, kept by the persister),
+    for runs still running or whose summary lacks them."""
     values: dict[int, dict[str, float]] = {}
-    if not run_ids:
-        return values
-    rows = (MetricPoint.objects.filter(run_id__in=run_ids, name__in=list(names))
-            .order_by("run_id", "name", "step").values_list("run_id", "name", "value"))
-    for run_id, name, value in rows.iterator(chunk_size=5000):
+    rows = RunMetric.objects.filter(run_id__in=run_ids, name__in=list(names)).values_list("run_id", "name", "last")
+    for run_id, name, value in rows if run_ids else []:
         values.setdefault(run_id, {})[name] = value
     return values
 
@@ -407,51 +403,12 @@ def _entry_key(entry_id: str) -> tuple[int, int]:
     return int(milliseconds or 0), int(sequence or 0)
 
 
-def stream_tail(run) -> dict:
-    """The last log lines and the latest confusion matrix up to the persisted stream position. Neither is
-    kept in SQL; entries after that position reach the page through the event stream itself."""
-    from trainer_app.streams import decode_entry, redis_client, run_stream_key
-
-    tail = {"logs": [], "confusion": None}
-    if run.stream_position == "0-0":
-        return tail
-    try:
-        entries = redis_client().xrevrange(run_stream_key(run.pk), max=run.stream_position, min="-", count=5000)
-    except Exception:  # Redis is a cache of the stream: the page works without it
-        entries = []
-    for _entry_id, fields in entries:
-        kind, data = decode_entry(fields)
-        if kind == "log" and len(tail["logs"]) < LOG_LINES:
-            tail["logs"].append(data)
-        elif kind == "confusion_matrix" and tail["confusion"] is None:
-            tail["confusion"] = data
-    tail["logs"].reverse()
-    if tail["confusion"] is None and run.status in FINAL_STATUSES:
-        tail["confusion"] = _confusion_from_file(run)
-    return tail
-
-
-def _confusion_from_file(run) -> dict | None:
-    """The run's confusion matrix from the JSON-lines copy of its events (when Redis no longer has it)."""
-    from trainer_app.specs import run_directory
-
-    path = Path(run_directory(run)) / "events.jsonl"
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 512 * 1024))
-            lines = handle.read().decode(errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if '"confusion_matrix"' in line:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("kind") == "confusion_matrix":
-                return event.get("data")
-    return None
+def log_tail(run) -> list[dict]:
+    """The last log lines persisted up to the run's stream position; the event stream sends those after it."""
+    position = _entry_key(run.stream_position)
+    rows = RunLog.objects.filter(run=run).order_by("-id").values("entry", "time", "level", "message")[:LOG_LINES * 2]
+    lines = sorted((row for row in rows if _entry_key(row["entry"]) <= position), key=lambda row: _entry_key(row["entry"]))
+    return [{"time": row["time"], "level": row["level"], "message": row["message"]} for row in lines[-LOG_LINES:]]
 
 
 def axis_anchors(run) -> dict:
@@ -472,16 +429,11 @@ def axis_anchors(run) -> dict:
 
 
 def _summary_rows(run) -> list[tuple[str, float]]:
-    """The run's summary, else (while it runs) the latest value of each metric, one index look-up per name."""
-    from trainer_app.selectors.metrics import metric_names
-
-    summary = run_summary(run)
-    if not summary:
-        points = MetricPoint.objects.filter(run=run)
-        for name in metric_names(run=run):
-            summary[name] = points.filter(name=name).order_by("-step").values_list("value", flat=True).first()
+    """The run's summary, else (while it runs) the latest value of each metric."""
+    summary = run_summary(run) or dict(run.metric_summaries.values_list("name", "last"))
     order = {"test": 0, "val": 1, "train": 2}
-    return sorted(summary.items(), key=lambda item: (order.get(item[0].split("_")[0], 3), item[0]))
+    rows = sorted(summary.items(), key=lambda item: (order.get(item[0].split("_")[0], 3), item[0]))
+    return [(name, f"{value:.6g}" if isinstance(value, (int, float)) else value) for name, value in rows]
 
 
 def _panels_context(run) -> dict:
@@ -496,14 +448,13 @@ def run_detail(request, run_id: int):
         "dataset", "design", "queue", "fine_tuned_from", "worker", "created_by"), id=run_id)
     if request.htmx:  # the page refreshes its panels when the run reports a checkpoint, a summary or its end
         return render(request, "frontend/runs/_panels.html", _panels_context(run))
-    tail = stream_tail(run)
     page = {
         "id": run.pk, "status": run.status, "stream_position": run.stream_position,
         "live": run.status not in FINAL_STATUSES, "step": run.step, "total_steps": run.total_steps,
         "epoch": run.epoch, "epochs": run.config.get("epochs"),
         "started_at": run.started_at.timestamp() if run.started_at else None,
         "finished_at": run.finished_at.timestamp() if run.finished_at else None,
-        "anchors": axis_anchors(run), "logs": tail["logs"], "confusion": tail["confusion"],
+        "anchors": axis_anchors(run), "logs": log_tail(run), "confusion": run.confusion_matrix or None,
         "class_names": run.dataset.class_names,
     }
     return render(request, "frontend/runs/detail.html", {

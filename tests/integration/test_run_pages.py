@@ -11,7 +11,8 @@ import pytest
 from django.conf import settings
 
 from trainer_app.engine.dataset_format import SPLITS, DatasetMeta, write_meta, write_split
-from trainer_app.models import Checkpoint, Dataset, DatasetStatus, MetricPoint, ModelDesign, Queue, Role, Run
+from trainer_app.models import (Checkpoint, Dataset, DatasetStatus, MetricPoint, ModelDesign, Queue, Role, Run, RunLog,
+                                RunMetric)
 
 pytestmark = pytest.mark.django_db
 
@@ -202,6 +203,10 @@ def test_a_failed_run_page_shows_the_error_log_tail_checkpoints_summary_and_line
     checkpoint = Checkpoint.objects.create(run=run, epoch=1, step=10, path="runs/x/weights.safetensors", best=True)
     MetricPoint.objects.bulk_create([MetricPoint(run=run, name="val_loss", step=10, value=0.51, epoch=1, time=1000.0),
                                      MetricPoint(run=run, name="lr", step=1, value=0.003, epoch=1, time=990.0)])
+    RunLog.objects.bulk_create([RunLog(run=run, entry=f"{entry}-0", time=990.0 + entry, message=f"line {entry}")
+                                for entry in (5, 17, 18)])  # 18 is after the stream position: the stream sends it
+    run.confusion_matrix = {"split": "test", "labels": ["c0", "c1"], "matrix": [[3, 1], [0, 2]]}
+    run.save()
     page = lab["client"].get(f"/runs/{run.pk}/").content.decode()
     assert "diverged at step 12" in page and "loss is nan" in page and 'data-testid="run-error"' in page
     assert f"/api/runs/{run.pk}/checkpoints/{checkpoint.pk}/" in page
@@ -209,6 +214,8 @@ def test_a_failed_run_page_shows_the_error_log_tail_checkpoints_summary_and_line
     data = json.loads(re.search(r'<script id="run-data" type="application/json">(.*?)</script>', page, re.S).group(1))
     assert data["stream_position"] == "17-0" and data["live"] is False
     assert data["anchors"]["epoch"] == [[10, 1.0]] and [1, 990.0] in data["anchors"]["time"]
+    assert [line["message"] for line in data["logs"]] == ["line 5", "line 17"]
+    assert data["confusion"]["matrix"] == [[3, 1], [0, 2]]
     resume = re.search(r'<button[^>]*id="run-resume"[^>]*>', page).group(0)
     cancel = re.search(r'<button[^>]*id="run-cancel"[^>]*>', page).group(0)
     assert "hidden" not in resume and "hidden" in cancel
@@ -217,7 +224,8 @@ def test_a_failed_run_page_shows_the_error_log_tail_checkpoints_summary_and_line
 def test_the_runs_list_shows_the_result_progress_and_refreshes_while_runs_are_active(lab):
     done = make_run(lab, status="succeeded", summary={"values": {"test_accuracy": 0.9731, "val_loss": 0.12}})
     running = make_run(lab, status="running", step=30, total_steps=120)
-    MetricPoint.objects.create(run=running, name="val_loss", step=20, value=0.4567)
+    RunMetric.objects.create(run=running, dataset_id=running.dataset_id, project_id=running.project_id,
+                             name="val_loss", last=0.4567, last_step=20, min=0.4567, max=0.9, count=2)
     page = lab["client"].get("/runs/").content.decode()
     assert "0.9731" in page and "0.4567" in page and "30/120" in page and 'hx-trigger="every 3s"' in page
     finished_only = lab["client"].get("/runs/?status=succeeded").content.decode()

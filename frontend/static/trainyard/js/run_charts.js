@@ -67,6 +67,7 @@ export class MetricCharts {
     this.smoothing = 0;
     this.logScale = false;
     this.dirty = new Set();
+    this.extensions = 0; // extendTraces calls so far: how often the charts grew live
     this.onEmpty = onEmpty;
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
   }
@@ -186,13 +187,14 @@ export class MetricCharts {
   }
 
   layout(chart) {
-    const percent = chart.group.id === "utilisation";
+    // Rates, utilisation and throughput read best from zero (a constant rate otherwise fills the chart).
+    const fromZero = ["lr", "utilisation", "throughput"].includes(chart.group.id);
     return {
       height: 270, margin: { t: 8, r: 12, b: 42, l: 56 }, showlegend: true,
       legend: { orientation: "h", y: -0.25, font: { size: 11 } },
       xaxis: { title: { text: AXIS_TITLES[this.axis], font: { size: 11 } }, zeroline: false },
       yaxis: { type: this.logScale ? "log" : "linear", zeroline: false, exponentformat: "e",
-        ...(percent && !this.logScale ? { rangemode: "tozero" } : {}) },
+        ...(fromZero && !this.logScale ? { rangemode: "tozero" } : {}) },
       uirevision: `${this.axis}-${this.logScale}`, font: { family: "system-ui, sans-serif", size: 12 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     };
@@ -238,6 +240,7 @@ export class MetricCharts {
         ys.push(newY);
       }
       window.Plotly.extendTraces(chart.element, { x: xs, y: ys }, indices);
+      this.extensions += 1;
       const toWebgl = seriesList.filter((series) => !series.webgl && series.steps.length > WEBGL_AFTER);
       if (toWebgl.length) {
         toWebgl.forEach((series) => { series.webgl = true; });

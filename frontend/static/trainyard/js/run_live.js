@@ -128,7 +128,7 @@ function drawConfusion(data) {
   const size = labels.length;
   byId("confusion-card").hidden = false;
   window.Plotly.react(byId("confusion"), [{
-    type: "heatmap", z: data.matrix, x: labels, y: labels, colorscale: "Blues", showscale: true,
+    type: "heatmap", z: data.matrix, x: labels, y: labels, colorscale: "Blues", reversescale: true, showscale: true,
     texttemplate: size <= 20 ? "%{z}" : "", hovertemplate: "true %{y}<br>predicted %{x}<br>%{z} samples<extra></extra>",
   }], {
     height: Math.min(640, 160 + 28 * size), margin: { t: 8, r: 12, b: 60, l: 80 },
@@ -142,6 +142,8 @@ function drawConfusion(data) {
 
 let charts = null;
 let source = null;
+let ended = false;
+let finalCheck = null;
 
 function connection(state, text) {
   const badge = byId("live-state");
@@ -154,30 +156,63 @@ function listen() {
   source = new EventSource(`/api/runs/${page.id}/events/?after=${encodeURIComponent(page.stream_position)}`);
   const on = (kind, handler) => source.addEventListener(kind, (event) => handler(JSON.parse(event.data || "{}")));
   source.onopen = () => connection("live", "live");
-  source.onerror = () => { if (source.readyState !== EventSource.CLOSED) connection("reconnecting", "reconnecting…"); };
+  source.onerror = () => {
+    if (ended) return;
+    connection("reconnecting", "reconnecting…"); // the browser reconnects and resumes with Last-Event-ID
+    checkFinal();
+  };
   on("metrics", (event) => charts.receive(event));
   on("progress", onProgress);
   on("log", addLog);
   on("status", (event) => {
     setStatus(event.state === "diverged" ? "failed" : event.state, { confirmed: false });
     if (event.message) addLog({ time: event.time, level: "status", message: `${event.state}: ${event.message}` });
-    if (event.state === "running" && progress.samples.length === 0) showProgress();
+    if (event.state === "running" && !page.started_at) page.started_at = event.time;
+    if (!CANCELLABLE.includes(event.state)) watchForFinal();
   });
-  on("heartbeat", (event) => { if (event.status && event.status !== status) { setStatus(event.status); refreshPanels(); } });
+  on("heartbeat", (event) => {
+    if (FINAL.includes(event.status)) { stop(); return; }
+    if (event.status && event.status !== status) { setStatus(event.status); refreshPanels(); }
+  });
   on("checkpoint", () => setTimeout(refreshPanels, 4000)); // the persister stores it with the next heartbeat
   on("confusion_matrix", drawConfusion);
   on("summary", () => setTimeout(refreshPanels, 4000));
-  on("end", stop);
+  on("end", () => stop());
 }
 
-async function stop() {
+// The engine reports its outcome before the supervisor records it; the stream's `end` follows once the
+// run's row is final. Asking the API as well ends the page's listening even if `end` never comes.
+async function fetchRun() {
+  try {
+    const response = await apiFetch(`/api/runs/${page.id}/`);
+    return response.ok ? await response.json() : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+async function checkFinal() {
+  const run = await fetchRun();
+  if (run && FINAL.includes(run.status)) stop(run);
+  return run;
+}
+
+function watchForFinal() {
+  if (finalCheck || ended) return;
+  finalCheck = setInterval(checkFinal, 2000);
+}
+
+async function stop(known = null) {
+  if (ended) return;
+  ended = true;
+  clearInterval(finalCheck);
   source?.close();
   connection("ended", "finished");
-  const response = await apiFetch(`/api/runs/${page.id}/`);
-  if (!response.ok) return;
-  const run = await response.json();
+  const run = known && known.status ? known : await fetchRun();
+  if (!run) return;
   if (run.status === "failed" && !byId("run-error")) { window.location.reload(); return; }
   setStatus(run.status);
+  if (run.started_at) page.started_at = Date.parse(run.started_at) / 1000;
   page.finished_at = run.finished_at ? Date.parse(run.finished_at) / 1000 : Date.now() / 1000;
   showProgress();
   refreshPanels();
