@@ -224,10 +224,11 @@ def _run(source, spec: SourceSpec, tasks: list, options: ProcessOptions):
     A process that may not have children (a daemonic worker) or a pool that fails to start decodes
     in this process instead."""
     images = sum(len(task[0]) for task in tasks)
-    use_pool = options.workers > 1 and images >= POOL_MIN_IMAGES and not multiprocessing.current_process().daemon
+    workers = options.workers or default_workers()
+    use_pool = workers > 1 and images >= POOL_MIN_IMAGES and not multiprocessing.current_process().daemon
     if use_pool:
         context = multiprocessing.get_context("spawn")  # no inherited locks, sockets or database connections
-        executor = ProcessPoolExecutor(options.workers, mp_context=context, initializer=worker_start,
+        executor = ProcessPoolExecutor(workers, mp_context=context, initializer=worker_start,
                                        initargs=(spec,))
         try:
             first = executor.submit(worker_decode, tasks[0]).result()
@@ -237,10 +238,15 @@ def _run(source, spec: SourceSpec, tasks: list, options: ProcessOptions):
         else:
             with executor:
                 yield first
-                yield from _pooled(executor, tasks[1:], options.workers)
+                yield from _pooled(executor, tasks[1:], workers)
             return
     for names, size, mode, limits in tasks:
         yield decode_batch(source, names, size, mode, limits)
+
+
+def default_workers() -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 if cpus <= 2 else min(4, cpus - 1)
 
 
 def _pooled(executor: ProcessPoolExecutor, tasks: list, workers: int):

@@ -73,8 +73,9 @@ class ProcessOptions:
     """train, validation and test shares; sources with their own train/test split keep it."""
     seed: int = 0
     """Seed of the split shuffle."""
-    workers: int = 2
-    """Processes that decode images (1 = in this process)."""
+    workers: int | None = None
+    """Processes that decode images; 1 = in this process; None = one per CPU beyond the second, at most 4
+    (measured: on 2 busy cores, extra processes cost more than they win)."""
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -91,7 +92,7 @@ class ProcessOptions:
         _check(len(ratios) == 3 and all(r >= 0 for r in ratios) and abs(sum(ratios) - 1) < 1e-6 and ratios[0] > 0,
                f"split ratios must be three shares (train, val, test) that add up to 1 with train above 0, "
                f"not {ratios!r}")
-        _check(self.workers >= 1, "workers must be at least 1")
+        _check(self.workers is None or self.workers >= 1, "workers must be at least 1")
         if self.encoding is not None:
             import codecs
             try:
