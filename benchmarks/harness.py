@@ -363,7 +363,12 @@ def mlflow_store_uri(backend: str, tag: str, *, fresh: bool) -> str:
         name = f"mlflow_bench_{tag}"
         ensure_pg_database(name, fresh=fresh)
         LoadMonitor.own_databases.add(name)
-        return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        try:  # the driver peer-bench measured MLflow with
+            import psycopg2  # noqa: F401
+            driver = "psycopg2"
+        except ImportError:
+            driver = "psycopg"
+        return f"postgresql+{driver}://postgres@127.0.0.1:5432/{name}"
     path = scratch_dir() / f"mlflow_{tag}.db"
     if fresh:
         for suffix in ("", "-wal", "-shm", "-journal"):
