@@ -64,19 +64,21 @@ class Preprocessor:
         std = torch.tensor(meta.normalization.get("std") or [1.0] * meta.input_shape[0], dtype=torch.float32)
         std = torch.where(std > 1e-12, std, torch.ones_like(std))  # constant features stay finite
         view = (1, -1, 1, 1) if self.image else (1, -1)
-        self.mean = mean.view(view).to(device)
         self.inverse_std = (1 / std).view(view).to(device)
+        self.shift = (-mean / std).view(view).to(device)
+        # uint8 pixels straight to normalised values: x * (1 / (255 std)) - mean / std
+        self.pixel_scale = self.inverse_std / 255
         self.target_mean = float(meta.target_normalization.get("mean", 0.0)) if self.regression else 0.0
         self.target_std = float(meta.target_normalization.get("std", 1.0) or 1.0) if self.regression else 1.0
 
     def features(self, batch: torch.Tensor, *, augmentation: AugmentationSpec | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
+        # in place: the batch is a fresh gather that nobody else holds (and 2x faster than addcmul)
         values = batch.to(self.device, non_blocking=True).float()
-        if self.image:
-            values = values.mul_(1 / 255)
-            if augmentation is not None and augmentation.enabled:
-                values = augment(values, augmentation, generator)
-        return (values - self.mean).mul_(self.inverse_std)
+        if self.image and augmentation is not None and augmentation.enabled:
+            values = augment(values.mul_(1 / 255), augmentation, generator)
+            return values.mul_(self.inverse_std).add_(self.shift)
+        return values.mul_(self.pixel_scale if self.image else self.inverse_std).add_(self.shift)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.to(self.device, non_blocking=True)
