@@ -15,6 +15,16 @@ from torch import nn
 from .design import ResolvedLayer
 
 
+class GlobalAvgPool2d(nn.AdaptiveAvgPool2d):
+    """AdaptiveAvgPool2d(1) computed as a mean, whose backward is deterministic on GPUs (the pool's is not)."""
+
+    def __init__(self):
+        super().__init__(1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean((2, 3), keepdim=True)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over tokens (N, T, D) with explicit projections."""
 
@@ -120,7 +130,8 @@ def build_layer(layer: ResolvedLayer) -> nn.Module:
     if kind == "AvgPool2d":
         return nn.AvgPool2d(**_pool_arguments(params))
     if kind == "AdaptiveAvgPool2d":
-        return nn.AdaptiveAvgPool2d(tuple(params["output_size"]))
+        size = tuple(params["output_size"])
+        return GlobalAvgPool2d() if size == (1, 1) else nn.AdaptiveAvgPool2d(size)
     if kind == "Dropout":
         return nn.Dropout(params["p"])
     if kind == "Flatten":

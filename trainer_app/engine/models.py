@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .design import PRESETS, DesignError, resolve_layers
-from .layers import Attention, TransformerBlock, build_designed_model
+from .layers import Attention, GlobalAvgPool2d, TransformerBlock, build_designed_model
 
 PRESET_OPTIONS = {
     "mlp": {"hidden": [256, 128], "dropout": 0.0, "activation": "relu", "batch_norm": False},
@@ -153,6 +153,7 @@ def _resnet(depth: int):
             raise DesignError(f"resnet{depth} with the large stem needs images of at least 32 px: "
                               f"set small_input to true")
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.avgpool = GlobalAvgPool2d()
         return model
     return build
 
