@@ -167,6 +167,7 @@ def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop
     monitor = None
     if context.is_main:
         monitor = SystemMonitor(interval=spec.metrics.system_every_seconds,
+                                device_index=context.device.index if context.device.type == "cuda" else None,
                                 current_step=lambda: (trainer.state.step, trainer.state.epoch + 1),
                                 emit=lambda step, epoch, values: events.metrics(step=step, epoch=epoch,
                                                                                 values=values)).start()
