@@ -12,14 +12,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SCREENSHOTS = TEST_OUTPUT / "screenshots"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     running = EmbeddedStack(tmp_path_factory.mktemp("e2e") / "var", TRAINYARD_ADMIN_PASSWORD="e2e-admin-pass-1").start()
     yield running
     running.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 

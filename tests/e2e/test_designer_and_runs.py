@@ -133,3 +133,24 @@ def test_design_a_cnn_for_digits_launch_it_and_watch_it_succeed(page, stack):
     expect(page.locator("tr[data-status=succeeded]").first).to_contain_text("e2e digits cnn")
     expect(page.locator("tr[data-status=succeeded]").first).to_contain_text("test_accuracy")
     screenshot(page, "runs-list")
+
+
+def test_cancel_and_resume_from_the_run_page(page, stack):
+    sign_in(page, stack)
+    page.goto(f"{stack.url}/runs/new/")
+    choose_dataset(page, "#launch-dataset", "digits")
+    expect(page.get_by_test_id("launch-model")).to_have_value("preset:small_cnn")  # suggested for images
+    page.fill("input[name=epochs]", "50")
+    page.fill("input[name=name]", "to cancel")
+    page.get_by_test_id("launch-submit").click()
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"), timeout=60_000)
+    page.get_by_test_id("run-cancel").click()
+    expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "cancelled", timeout=120_000)
+    expect(page.get_by_test_id("run-resume")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("run-cancel")).to_be_hidden()
+    screenshot(page, "run-cancelled")
+    page.get_by_test_id("run-resume").click()
+    expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", re.compile("queued|starting|running"))
+    expect(page.get_by_test_id("run-cancel")).to_be_visible()
+    page.get_by_test_id("run-cancel").click()  # leave nothing training
+    expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "cancelled", timeout=120_000)

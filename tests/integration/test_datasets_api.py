@@ -10,6 +10,7 @@ from django.conf import settings
 from PIL import Image
 
 from tests.conftest import wait_until
+from tests.unit.datasets import factories
 from trainer_app.models import Dataset, DatasetStatus, Role, SiteSettings
 
 pytestmark = pytest.mark.usefixtures("celery_worker_process")
@@ -97,6 +98,9 @@ def test_an_image_zip_becomes_images_with_a_preview_per_class(member, client):
     page = client.get(f"/datasets/{body['id']}/").content.decode()
     assert 'data-testid="image-preview"' in page and 'data-testid="class-balance"' in page
     dataset = Dataset.objects.get(id=body["id"])
+    channels = {feature["name"]: feature for feature in dataset.statistics["features"]}
+    assert set(channels) == {"red", "green", "blue"}
+    assert 0.0 <= channels["red"]["min"] < 0.1 and 0.75 < channels["red"]["max"] <= 210 / 255 + 1e-9  # real ranges
     thumbnail = dataset.preview["images"][0]["path"].removeprefix("preview/")
     image = client.get(f"/datasets/{body['id']}/preview/{thumbnail}")
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
@@ -191,3 +195,20 @@ def test_a_locked_dataset_cannot_be_deleted_and_an_unused_one_can(member):
     assert client.delete(f"/api/datasets/{gone['id']}/").status_code == 204
     assert not (Path(settings.MEDIA_ROOT) / "datasets" / str(gone["id"])).exists()
     assert Dataset.objects.get(id=kept["id"]).status == DatasetStatus.READY
+
+
+@pytest.mark.parametrize(("filename", "build", "expected"), [
+    ("arrays.npz", lambda tmp: factories.npz_file(tmp / "arrays.npz", X=np.random.default_rng(0).random((60, 5)).astype(
+        np.float32), y=np.arange(60) % 3), {"input_shape": [5], "num_classes": 3, "detected_format": "npz"}),
+    ("mnist.zip", lambda tmp: factories.zip_of(tmp / "mnist.zip", factories.mnist_files()),
+     {"input_shape": [1, 28, 28], "num_classes": 10, "detected_format": "mnist_idx"}),
+    ("cifar-10-binary.tar.gz", lambda tmp: factories.tar_of(tmp / "cifar-10-binary.tar.gz", factories.cifar10_files()),
+     {"input_shape": [3, 32, 32], "num_classes": 10, "detected_format": "cifar10_binary"}),
+])
+def test_npz_mnist_and_cifar_archives_round_trip_through_the_api(member, tmp_path, filename, build, expected):
+    client, project = member["client"], member["project"]
+    content = Path(build(tmp_path)).read_bytes()
+    body = wait_processed(client, upload(client, project, filename.split(".")[0], content, filename).json()["id"])
+    assert body["status"] == "ready", body["error"]
+    assert {key: body[key] for key in expected} == expected
+    assert body["splits"]["test"] > 0 and body["splits"]["val"] > 0

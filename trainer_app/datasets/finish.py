@@ -11,7 +11,7 @@ import numpy as np
 from trainer_app.engine.dataset_format import SPLITS, DatasetMeta, array_paths, content_hash, write_meta
 
 from .result import FeatureStatistics, Preview, ProcessResult, ProcessWarning, SkippedFile
-from .statistics import (balance_warnings, class_counts, duplicate_warning, image_normalization,
+from .statistics import (balance_warnings, class_counts, duplicate_warning, image_channel_ranges, image_normalization,
                          table_normalization, target_normalization)
 from .storage import npy_shape
 
@@ -52,7 +52,7 @@ def finish(converted: Converted, data_dir: Path, output_dir: Path, report_dir: P
         target_normalization=target_normalization(data_dir) if converted.task == "regression" else {},
     )
     if image and not converted.feature_statistics:
-        converted.feature_statistics = _channel_statistics(meta, splits["train"])
+        converted.feature_statistics = _channel_statistics(meta, splits["train"], data_dir)
     warnings = list(converted.warnings)
     counts: dict[str, list[int]] = {}
     if meta.task == "classification":
@@ -77,12 +77,14 @@ def finish(converted: Converted, data_dir: Path, output_dir: Path, report_dir: P
     return result
 
 
-def _channel_statistics(meta: DatasetMeta, train_samples: int) -> list[FeatureStatistics]:
+def _channel_statistics(meta: DatasetMeta, train_samples: int, data_dir: Path) -> list[FeatureStatistics]:
     """Per channel, on 0..1 pixels, over the training split (the normalisation statistics)."""
     names = ["gray"] if meta.input_shape[0] == 1 else ["red", "green", "blue"]
     pixels = train_samples * meta.input_shape[1] * meta.input_shape[2]
-    return [FeatureStatistics(name=name, kind="channel", count=pixels, mean=mean, std=std, min=0.0, max=1.0)
-            for name, mean, std in zip(names, meta.normalization.get("mean", []), meta.normalization.get("std", []))]
+    lows, highs = image_channel_ranges(data_dir)
+    return [FeatureStatistics(name=name, kind="channel", count=pixels, mean=mean, std=std, min=low, max=high)
+            for name, mean, std, low, high in zip(names, meta.normalization.get("mean", []),
+                                                  meta.normalization.get("std", []), lows, highs)]
 
 
 def _json_default(value):

@@ -83,6 +83,19 @@ def image_normalization(directory: Path) -> dict[str, list[float]]:
     return {"mean": [float(v) for v in mean], "std": [float(v) if v > 0 else 1.0 for v in std]}
 
 
+def image_channel_ranges(directory: Path) -> tuple[list[float], list[float]]:
+    """Per-channel minimum and maximum of the training images, on 0..1 pixels."""
+    features_path, _ = array_paths(directory, "train")
+    low = high = None
+    for block in read_npy_chunks(features_path, rows_per_chunk=4096):
+        block_low, block_high = block.min(axis=(0, 2, 3)), block.max(axis=(0, 2, 3))
+        low = block_low if low is None else np.minimum(low, block_low)
+        high = block_high if high is None else np.maximum(high, block_high)
+    if low is None:
+        return [], []
+    return [float(v) / 255.0 for v in low], [float(v) / 255.0 for v in high]
+
+
 def target_normalization(directory: Path) -> dict[str, float]:
     _, labels_path = array_paths(directory, "train")
     targets = np.load(labels_path, allow_pickle=False).astype(np.float64)

@@ -1,6 +1,6 @@
 // CSRF for scripts: every unsafe fetch() sends Django's token; htmx gets it from <body hx-headers>.
 // htmx only swaps 2xx answers by default; show our 4xx form errors too (they carry the message).
-function csrfToken() {
+export function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   return match ? decodeURIComponent(match[1]) : "";
 }

@@ -47,5 +47,10 @@ if (form) {
     document.getElementById("launch-submit").disabled = true;
     document.getElementById("launch-wait").hidden = false;
   });
+  // Back from the run page (the browser's page cache), the form must be usable again.
+  window.addEventListener("pageshow", () => {
+    document.getElementById("launch-submit").disabled = false;
+    document.getElementById("launch-wait").hidden = true;
+  });
   refresh();
 }

@@ -221,8 +221,12 @@ async function stop(known = null) {
 // --- start ------------------------------------------------------------------------------------------
 
 function bindControls() {
-  byId("run-cancel")?.addEventListener("click", () => act("cancel"));
-  byId("run-resume")?.addEventListener("click", () => act("resume"));
+  // The buttons are drawn disabled: a click before this script runs would otherwise be lost.
+  for (const action of ["cancel", "resume"]) {
+    const button = byId(`run-${action}`);
+    button.addEventListener("click", () => act(action));
+    button.disabled = false;
+  }
   const controls = byId("chart-controls");
   const smoothing = controls.elements.smoothing;
   controls.addEventListener("change", () => charts.setView({
