@@ -54,7 +54,12 @@ def build_model(model_spec: dict, input_shape, outputs: int) -> nn.Module:
     if preset not in PRESETS:
         raise DesignError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     options = _options(preset, model_spec.get("options") or {})
-    return _BUILDERS[preset](input_shape, outputs, options)
+    try:
+        return _BUILDERS[preset](input_shape, outputs, options)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, DesignError):
+            raise
+        raise DesignError(f"{preset} options {options} do not build a model: {error}") from None
 
 
 def _options(preset: str, given: dict) -> dict:
