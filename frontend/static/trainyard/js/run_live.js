@@ -210,6 +210,7 @@ async function stop(known = null) {
   connection("ended", "finished");
   const run = known && known.status ? known : await fetchRun();
   if (!run) return;
+  say("");
   if (run.status === "failed" && !byId("run-error")) { window.location.reload(); return; }
   setStatus(run.status);
   if (run.started_at) page.started_at = Date.parse(run.started_at) / 1000;
