@@ -286,6 +286,9 @@ class MetricsSpec:
     def __post_init__(self) -> None:
         _require((self.redis_url is None) == (self.stream is None), "stream",
                  "and redis_url go together: give both or neither")
+        if self.redis_url is not None:
+            _require(self.redis_url.startswith(("redis://", "rediss://", "unix://")), "redis_url",
+                     f"must start with redis://, rediss:// or unix:// (got {self.redis_url!r})")
         _require(self.maxlen >= 1000, "maxlen", f"must be at least 1000 (got {self.maxlen})")
         _require(self.log_every_steps >= 1, "log_every_steps", f"must be 1 or more (got {self.log_every_steps})")
         _positive_number(self.system_every_seconds, "system_every_seconds")

@@ -26,7 +26,7 @@ from .dataset_format import read_meta
 from .design import DesignError
 from .distributed import DistributedContext, StopRequest, init_distributed, teardown
 from .evaluation import Evaluator
-from .metrics import EventLogHandler, EventWriter, build_sink
+from .metrics import EventLogHandler, EventWriter, MetricSink, build_sink
 from .models import build_model, freeze
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything, set_deterministic
@@ -62,9 +62,12 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -
         return exit_codes.SPEC_REFUSED
     try:
         context = init_distributed(spec.distributed.backend)
-    except SpecError as error:
+    except Exception as error:  # a refused backend, or a rendezvous that failed
+        configure_logging(int(os.environ.get("RANK", "0")))
+        logger.error("cannot join the job: %s", error)
         context = DistributedContext(rank=int(os.environ.get("RANK", "0")))
-        outcome = Outcome(exit_codes.SPEC_REFUSED, "failed", str(error), 0, 0)
+        outcome = Outcome(exit_codes.SPEC_REFUSED, "failed", str(error), 0, 0) if isinstance(error, SpecError) \
+            else Outcome(exit_codes.FAILED, "failed", f"{type(error).__name__}: {error}", 0, 0)
         return _report(spec, context, _events_for(spec, context), outcome)
     configure_logging(context.rank)
     events = _events_for(spec, context)
@@ -90,11 +93,17 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -
 
 
 def _events_for(spec: RunSpec, context: DistributedContext) -> EventWriter:
+    """Rank 0's sinks; the no-op base elsewhere, or when the sinks cannot be opened (training goes on)."""
     metrics = spec.metrics
     if not context.is_main:
-        return EventWriter(build_sink(redis_url=None, stream=None, maxlen=metrics.maxlen, jsonl=None))
-    return EventWriter(build_sink(redis_url=metrics.redis_url, stream=metrics.stream, maxlen=metrics.maxlen,
-                                  jsonl=metrics.jsonl))
+        return EventWriter(MetricSink())
+    try:
+        return EventWriter(build_sink(redis_url=metrics.redis_url, stream=metrics.stream, maxlen=metrics.maxlen,
+                                      jsonl=metrics.jsonl))
+    except Exception as error:
+        logging.getLogger("trainer_app.engine").error("metrics sinks unavailable, no events will be sent: %s",
+                                                      error)
+        return EventWriter(MetricSink())
 
 
 def _report(spec: RunSpec, context: DistributedContext, events: EventWriter, outcome: Outcome) -> int:
