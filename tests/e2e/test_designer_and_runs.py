@@ -52,6 +52,16 @@ def design_the_cnn(page, stack) -> None:
     expect(page.locator("#check-warnings")).to_be_empty()
     expect(page.get_by_test_id("check-status")).to_contain_text("fits")
 
+    # A preset is checked the same way (built on torch's meta device), each part with its shape.
+    page.get_by_test_id("mode-preset").check()
+    page.get_by_test_id("design-preset").select_option("resnet18")
+    expect(page.get_by_test_id("check-status")).to_contain_text("fits", timeout=60_000)
+    expect(page.locator("#shape-table tbody")).to_contain_text("layer4")
+    screenshot(page, "designer-preset")
+    page.get_by_test_id("mode-layers").check()
+    expect(page.get_by_test_id("layer-row")).to_have_count(13)
+    expect(page.get_by_test_id("check-status")).to_contain_text("fits")
+
     page.get_by_test_id("design-name").fill("digits-cnn-e2e")
     page.get_by_test_id("design-save").click()
     expect(page.get_by_test_id("save-result")).to_contain_text("saved digits-cnn-e2e v1")

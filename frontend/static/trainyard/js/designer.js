@@ -143,6 +143,7 @@ class Designer {
     const preset = this.mode === "preset";
     document.getElementById("preset-panel").hidden = !preset;
     document.getElementById("layers-panel").hidden = preset;
+    form.querySelector(".designer-grid").classList.toggle("preset-mode", preset);
   }
 
   changed(structure) {
@@ -272,7 +273,8 @@ class Designer {
     answer.layers.forEach((layer, index) => {
       body.append(element("tr", { "data-layer": String(index + 1) },
         element("td", { text: String(index + 1) }),
-        element("td", { text: layer.name ? `${layer.name} · ${layer.type}` : layer.type }),
+        layer.name ? element("td", { class: "layer-cell" }, `${layer.name} `, element("span", { class: "muted small", text: layer.type }))
+          : element("td", { text: layer.type }),
         element("td", { text: shapeText(layer.output_shape) }),
         element("td", { class: "num", text: count(layer.parameters) }),
         element("td", { class: "num", title: count(layer.macs), text: compact(layer.macs) })));
