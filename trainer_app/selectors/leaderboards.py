@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db.models import Avg, Count, F, StdDev
+from django.db import connection
+from django.db.models import Avg, Count, F, Q, StdDev, Window
 
 from trainer_app.models import Dataset, LeaderboardBaseline, Run, RunMetric
 from trainer_app.selectors.projects import project_list
@@ -13,6 +14,7 @@ from trainer_app.selectors.projects import project_list
 AGGREGATES = ("best", "last", "min", "max")
 MINIMISED = ("loss", "mae", "rmse", "error")
 SIGNIFICANCE = 0.05
+HIDDEN_LIMIT = 5_000
 
 
 def metric_direction(name: str) -> str:
@@ -39,7 +41,17 @@ class Leaderboard:
 
 
 def leaderboard_metrics(*, dataset: Dataset) -> list[str]:
-    return sorted(RunMetric.objects.filter(dataset_id=dataset.pk).values_list("name", flat=True).distinct())
+    """The metric names the dataset's runs report. A loose index scan on (dataset_id, name, …): one index
+    probe per distinct name, where DISTINCT read every summary row (2,000,000 at 100,000 runs: 0.3-0.4 s)."""
+    table = connection.ops.quote_name(RunMetric._meta.db_table)
+    first = f"SELECT name FROM {table} WHERE dataset_id = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH RECURSIVE names(name) AS ("
+                       f"SELECT ({first} ORDER BY name LIMIT 1) UNION ALL "
+                       f"SELECT ({first} AND name > names.name ORDER BY name LIMIT 1) FROM names "
+                       f"WHERE names.name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL",
+                       [dataset.pk, dataset.pk])
+        return sorted(name for (name,) in cursor.fetchall())
 
 
 def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best", group_seeds: bool = True,
@@ -58,7 +70,7 @@ def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best",
         board.baseline = {"config_key": baseline.config_key, "n": len(baseline_values),
                           "mean": _mean(baseline_values), "std": _std(baseline_values)}
     if not group_seeds:
-        board.total = visible.count()
+        board.total = _count_visible(dataset, metric, user)
         page = visible.select_related("run", "run__design").order_by(order, "run_id")[offset:offset + limit]
         for rank, summary in enumerate(page, start=offset + 1):
             value = getattr(summary, column)
@@ -68,9 +80,11 @@ def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best",
                                "delta": _delta(value, board.baseline)})
         return board
     groups = (visible.values(config_key=F("run__config_key"))
-              .annotate(mean=Avg(column), std=StdDev(column, sample=True), n=Count("id")))
-    board.total = groups.count()
-    page = list(groups.order_by("mean" if direction == "min" else "-mean", "config_key")[offset:offset + limit])
+              .annotate(mean=Avg(column), std=StdDev(column, sample=True), n=Count("run_id")))
+    # one aggregation for the page and the number of groups (a separate count aggregated every run again)
+    page = list(groups.annotate(groups=Window(Count("*")))
+                .order_by("mean" if direction == "min" else "-mean", "config_key")[offset:offset + limit])
+    board.total = page[0]["groups"] if page else groups.count()
     keys = [group["config_key"] for group in page]
     members: dict[str, list[tuple[int, float]]] = {}
     for run_id, key, value in visible.filter(run__config_key__in=keys).values_list("run_id", "run__config_key", column):
@@ -90,6 +104,20 @@ def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best",
                    {"p_value": None, "significant": None})
         board.rows.append(row)
     return board
+
+
+def _count_visible(dataset: Dataset, metric: str, user) -> int:
+    """How many runs the per-run board ranks: every summary of the metric (an index-only count on
+    (dataset_id, name, …)) less those of archived runs and runs of projects the user cannot see, found
+    from the run side. Counting the visible rows directly read every summary row from the table
+    (~30,000 scattered pages at 100,000 runs). Summaries carry their run's dataset (the persister copies it)."""
+    hidden = list(Run.objects.filter(Q(archived=True) | ~Q(project__in=project_list(user=user)), dataset_id=dataset.pk)
+                  .values_list("id", flat=True)[:HIDDEN_LIMIT + 1])
+    summaries = RunMetric.objects.filter(dataset_id=dataset.pk, name=metric)
+    if len(hidden) > HIDDEN_LIMIT:  # mostly hidden: counting what is left is cheaper
+        return summaries.filter(run__archived=False, run__project__in=project_list(user=user)).count()
+    # the ids as a list: as a subquery the planner guessed half the runs hidden and scanned every summary
+    return summaries.count() - (summaries.filter(run_id__in=hidden).count() if hidden else 0)
 
 
 def _group_values(visible, config_key: str, column: str) -> list[float]:
@@ -114,13 +142,22 @@ def _delta(value: float | None, baseline: dict | None) -> float | None:
 
 
 def _welch(values: list[float], baseline: list[float]) -> dict:
-    """Welch's t-test (unequal variances) of a group against the baseline; needs 2+ runs on each side."""
+    """Welch's t-test (unequal variances) of a group against the baseline; needs 2+ runs on each side.
+
+    The statistic and the Welch-Satterthwaite degrees of freedom are computed here and the two-sided p
+    from Student's t distribution (scipy.special.stdtr), as scipy.stats.ttest_ind(equal_var=False) does:
+    the same p, without ~1 ms of argument handling per call (50 rows on a page)."""
     if len(values) < 2 or len(baseline) < 2:
         return {"p_value": None, "significant": None}
-    from scipy import stats
+    from scipy.special import stdtr
 
-    result = stats.ttest_ind(values, baseline, equal_var=False)
-    p_value = float(result.pvalue)
-    if math.isnan(p_value):  # both groups constant
+    share = _std(values) ** 2 / len(values)
+    baseline_share = _std(baseline) ** 2 / len(baseline)
+    spread = share + baseline_share
+    if spread == 0:  # both groups constant
         p_value = 1.0 if _mean(values) == _mean(baseline) else 0.0
+    else:
+        t = (_mean(values) - _mean(baseline)) / math.sqrt(spread)
+        freedom = spread ** 2 / (share ** 2 / (len(values) - 1) + baseline_share ** 2 / (len(baseline) - 1))
+        p_value = float(2 * stdtr(freedom, -abs(t)))
     return {"p_value": p_value, "significant": p_value < SIGNIFICANCE}
