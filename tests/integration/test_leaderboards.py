@@ -111,3 +111,13 @@ def test_the_page_ranks_groups_and_a_lead_pins_from_it(board, client):
 def test_the_page_has_a_helpful_empty_state(client, user_factory):
     client.force_login(user_factory("newbie"))
     assert b"Nothing to rank yet" in client.get("/leaderboards/").content
+
+
+def test_a_configuration_run_once_has_no_std_on_any_database(run_factory, api_client):
+    """SQLite's sample standard deviation of one value fails inside the aggregate: std comes from Python."""
+    run = run_factory(config_key="c" * 40, config={"seed": 0})
+    RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name="test_accuracy",
+                             last=0.5, last_step=1, min=0.5, max=0.5, count=1)
+    api_client.force_authenticate(run_factory.owner)
+    body = api_client.get("/api/leaderboards/", {"dataset": run.dataset_id}).json()
+    assert body["rows"][0]["n"] == 1 and body["rows"][0]["std"] is None

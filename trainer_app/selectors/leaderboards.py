@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Avg, Count, F, Q, StdDev, Window
+from django.db.models import Avg, Count, F, Q, Window
 
 from trainer_app.models import Dataset, LeaderboardBaseline, Run, RunMetric
 from trainer_app.selectors.projects import project_list
@@ -80,7 +80,7 @@ def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best",
                                "delta": _delta(value, board.baseline)})
         return board
     groups = (visible.values(config_key=F("run__config_key"))
-              .annotate(mean=Avg(column), std=StdDev(column, sample=True), n=Count("run_id")))
+              .annotate(mean=Avg(column), n=Count("run_id")))
     # one aggregation for the page and the number of groups (a separate count aggregated every run again)
     page = list(groups.annotate(groups=Window(Count("*")))
                 .order_by("mean" if direction == "min" else "-mean", "config_key")[offset:offset + limit])
@@ -97,7 +97,7 @@ def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best",
         example = examples.get(key)
         row = {"rank": rank, "config_key": key, "runs": sorted(run_id for run_id, _ in members.get(key, [])),
                "design": str(example.design) if example else "", "n": group["n"], "mean": group["mean"],
-               "std": group["std"] if group["n"] > 1 else None, "delta": _delta(group["mean"], board.baseline),
+               "std": _std(values), "delta": _delta(group["mean"], board.baseline),
                "is_baseline": bool(baseline and key == baseline.config_key),
                "config": {k: v for k, v in (example.config if example else {}).items() if k != "seed"}}
         row.update(_welch(values, baseline_values) if baseline and key != baseline.config_key else
