@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -109,6 +110,7 @@ class DatasetDetailView(APIView):
     def get(self, request, dataset_id: int):
         return Response(DatasetOutput(self._get(request, dataset_id)).data)
 
+    @extend_schema(responses={204: None, 409: OpenApiTypes.OBJECT})
     def delete(self, request, dataset_id: int):
         dataset = self._get(request, dataset_id)
         try:

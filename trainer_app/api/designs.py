@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -67,7 +68,7 @@ class DesignValidateView(APIView):
     """Each layer's output shape, parameters and multiply-adds on the dataset's input, or the layer at
     fault and the fix."""
 
-    @extend_schema(request=ValidateInput)
+    @extend_schema(request=ValidateInput, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = ValidateInput(data=request.data)
         data.is_valid(raise_exception=True)

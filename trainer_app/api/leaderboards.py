@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -58,13 +59,15 @@ def board_payload(board, available) -> dict:
 
 class LeaderboardView(APIView):
     @extend_schema(parameters=[OpenApiParameter(name, str, required=name == "dataset")
-                               for name in ("dataset", "metric", "aggregate", "group", "offset", "limit")])
+                               for name in ("dataset", "metric", "aggregate", "group", "offset", "limit")],
+                   responses=OpenApiTypes.OBJECT)
     def get(self, request):
         board, available = board_from_query(request)
         return Response(board_payload(board, available))
 
 
 class LeaderboardExportView(APIView):
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
     def get(self, request):
         board, _ = board_from_query(request)
         response = HttpResponse(leaderboard_services.leaderboard_csv(board), content_type="text/csv; charset=utf-8")
@@ -79,7 +82,7 @@ class BaselineInput(serializers.Serializer):
 
 
 class BaselineView(APIView):
-    @extend_schema(request=BaselineInput)
+    @extend_schema(request=BaselineInput, responses=OpenApiTypes.OBJECT)
     def post(self, request):
         data = BaselineInput(data=request.data)
         data.is_valid(raise_exception=True)

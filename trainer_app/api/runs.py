@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -140,7 +141,7 @@ class RunMetricsView(APIView):
     """Series by name, each at most `points` long: min/max buckets keep every spike."""
 
     @extend_schema(parameters=[OpenApiParameter("names", str, required=False),
-                               OpenApiParameter("points", int, required=False)])
+                               OpenApiParameter("points", int, required=False)], responses=OpenApiTypes.OBJECT)
     def get(self, request, run_id: int):
         run = _run(request, run_id)
         available = metric_names(run=run)
@@ -159,6 +160,7 @@ class RunMetricsView(APIView):
 class CheckpointDownloadView(APIView):
     """The weights (.safetensors) of one checkpoint of a run the user can see."""
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, run_id: int, checkpoint_id: int):
         run = _run(request, run_id)
         checkpoint = get_object_or_404(Checkpoint, id=checkpoint_id, run=run)

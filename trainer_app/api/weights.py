@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -58,7 +59,7 @@ class WeightsListView(APIView):
 class DesignLayersView(APIView):
     """The layer names of a design on a dataset, to offer as freeze prefixes when fine-tuning."""
 
-    @extend_schema(parameters=[OpenApiParameter("dataset", int, required=True)])
+    @extend_schema(parameters=[OpenApiParameter("dataset", int, required=True)], responses=OpenApiTypes.OBJECT)
     def get(self, request, design_id: int):
         from trainer_app.engine.design import DesignError
         from trainer_app.engine.models import freezable_layers
