@@ -58,7 +58,7 @@ def lab(user_factory, project_factory, client):
 
 def launch_data(lab, **changes) -> dict:
     """What the launch form posts with its defaults untouched."""
-    from frontend.views.runs import default_values
+    from frontend.views.launch import default_values
 
     values = {**default_values(), "dataset": lab["dataset"].pk, "model": f"design:{lab['design'].pk}",
               "queue": "cpu", "nproc_per_node": 1, "gpus_per_node": 0, "name": "", "batch_size": 8, "epochs": 2,
