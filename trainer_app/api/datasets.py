@@ -1,24 +1,20 @@
 """Datasets API: upload (whole or chunked), status with progress, detail, versions, delete."""
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
+from trainer_app.api.errors import conflict
 from trainer_app.models import Dataset, Upload
 from trainer_app.services import datasets as dataset_services
-
-
-def django_errors(error: DjangoValidationError) -> ValidationError:
-    return ValidationError(error.message_dict if hasattr(error, "error_dict") else {"detail": error.messages})
 
 
 class DatasetOutput(serializers.ModelSerializer):
@@ -92,13 +88,8 @@ class DatasetListView(APIView):
             if upload is None:
                 raise ValidationError({"upload": "No such upload of yours: start one with POST /api/uploads/."})
         options = {key: value for key, value in request.data.items() if key in dataset_services.OPTION_FIELDS}
-        try:
-            dataset = dataset_services.dataset_create(project=project, name=values["name"], created_by=request.user,
-                                                      options=options, file=values.get("file"), upload=upload)
-        except DjangoPermissionDenied as error:
-            raise PermissionDenied(str(error)) from None
-        except DjangoValidationError as error:
-            raise django_errors(error) from None
+        dataset = dataset_services.dataset_create(project=project, name=values["name"], created_by=request.user,
+                                                  options=options, file=values.get("file"), upload=upload)
         return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 
@@ -116,7 +107,7 @@ class DatasetDetailView(APIView):
         try:
             dataset_services.dataset_delete(dataset=dataset, actor=request.user)
         except DjangoValidationError as error:
-            return Response(django_errors(error).detail, status=status.HTTP_409_CONFLICT)
+            return conflict(error)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -126,12 +117,9 @@ class UploadStartView(APIView):
         data = UploadInput(data=request.data)
         data.is_valid(raise_exception=True)
         project = _project_for(request.user, data.validated_data["project"])
-        try:
-            upload = dataset_services.upload_start(project=project, created_by=request.user,
-                                                   filename=data.validated_data["filename"],
-                                                   size=data.validated_data["size"])
-        except DjangoValidationError as error:
-            raise django_errors(error) from None
+        upload = dataset_services.upload_start(project=project, created_by=request.user,
+                                               filename=data.validated_data["filename"],
+                                               size=data.validated_data["size"])
         return Response(UploadOutput(upload).data, status=status.HTTP_201_CREATED)
 
 
@@ -162,6 +150,5 @@ class UploadChunkView(APIView):
             upload = dataset_services.upload_append(upload=upload, offset=int(offset), chunk=chunk)
         except DjangoValidationError as error:
             upload.refresh_from_db()
-            return Response({**django_errors(error).detail, "received": upload.received},
-                            status=status.HTTP_409_CONFLICT)
+            return conflict(error, received=upload.received)
         return Response(UploadOutput(upload).data)

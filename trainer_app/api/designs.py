@@ -1,18 +1,16 @@
 """Model designs API: create (versioned by name), list, detail, and validate against a dataset."""
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
-from trainer_app.api.datasets import _project_for, django_errors
+from trainer_app.api.datasets import _project_for
 from trainer_app.models import ModelDesign
 from trainer_app.services import designs as design_services
 
@@ -48,13 +46,8 @@ class DesignListView(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = _project_for(request.user, values["project"])
-        try:
-            design = design_services.design_create(project=project, name=values["name"], spec=values["spec"],
-                                                   description=values["description"], created_by=request.user)
-        except DjangoPermissionDenied as error:
-            raise PermissionDenied(str(error)) from None
-        except DjangoValidationError as error:
-            raise django_errors(error) from None
+        design = design_services.design_create(project=project, name=values["name"], spec=values["spec"],
+                                               description=values["description"], created_by=request.user)
         return Response({**DesignOutput(design).data}, status=status.HTTP_201_CREATED)
 
 

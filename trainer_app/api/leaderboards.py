@@ -1,18 +1,15 @@
 """Leaderboards API: ranked rows (seed groups by default), baseline pinning, CSV export."""
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
-from trainer_app.api.datasets import django_errors
 from trainer_app.selectors.leaderboards import AGGREGATES, leaderboard, leaderboard_metrics
 from trainer_app.services import leaderboards as leaderboard_services
 
@@ -89,12 +86,7 @@ class BaselineView(APIView):
         dataset = selectors.dataset_list(user=request.user).filter(id=data.validated_data["dataset"]).first()
         if dataset is None:
             raise ValidationError({"dataset": "No such dataset among your projects."})
-        try:
-            baseline = leaderboard_services.leaderboard_pin_baseline(
-                user=request.user, dataset=dataset, metric=data.validated_data["metric"],
-                config_key=data.validated_data["config_key"])
-        except DjangoPermissionDenied as error:
-            raise PermissionDenied(str(error)) from None
-        except DjangoValidationError as error:
-            raise django_errors(error) from None
+        baseline = leaderboard_services.leaderboard_pin_baseline(
+            user=request.user, dataset=dataset, metric=data.validated_data["metric"],
+            config_key=data.validated_data["config_key"])
         return Response({"dataset": dataset.pk, "metric": baseline.metric, "config_key": baseline.config_key})

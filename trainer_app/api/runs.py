@@ -1,19 +1,19 @@
 """Runs API: launch, list, detail, cancel, resume, metrics, checkpoints."""
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
-from trainer_app.api.datasets import _project_for, django_errors
+from trainer_app.api.datasets import _project_for
+from trainer_app.api.errors import conflict
 from trainer_app.models import Checkpoint, Run, WeightsFile
 from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.services import runs as run_services
@@ -95,15 +95,10 @@ class RunListView(APIView):
             if weights is None:
                 raise ValidationError({"init_weights": f"No uploaded weights {values['init_weights']} in project "
                                                        f"{project.name}."})
-        try:
-            run = run_services.run_create(project=project, dataset=dataset, design=design, config=values["config"],
-                                          resources=values["resources"], queue_name=values["queue"],
-                                          created_by=request.user, name=values["name"], fine_tune_from=parent,
-                                          init_weights=weights, freeze=values["freeze"])
-        except DjangoPermissionDenied as error:
-            raise PermissionDenied(str(error)) from None
-        except DjangoValidationError as error:
-            raise django_errors(error) from None
+        run = run_services.run_create(project=project, dataset=dataset, design=design, config=values["config"],
+                                      resources=values["resources"], queue_name=values["queue"],
+                                      created_by=request.user, name=values["name"], fine_tune_from=parent,
+                                      init_weights=weights, freeze=values["freeze"])
         return Response(RunOutput(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -123,7 +118,7 @@ class RunCancelView(APIView):
         try:
             run = run_services.run_cancel(run=_run(request, run_id))
         except DjangoValidationError as error:
-            return Response(django_errors(error).detail, status=status.HTTP_409_CONFLICT)
+            return conflict(error)
         return Response(RunOutput(run).data)
 
 
@@ -133,7 +128,7 @@ class RunResumeView(APIView):
         try:
             run = run_services.run_resume(run=_run(request, run_id))
         except DjangoValidationError as error:
-            return Response(django_errors(error).detail, status=status.HTTP_409_CONFLICT)
+            return conflict(error)
         return Response(RunOutput(run).data)
 
 

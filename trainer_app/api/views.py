@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,10 +17,6 @@ from trainer_app.api import serializers as s
 from trainer_app.api.permissions import IsSiteAdmin
 from trainer_app.models import Queue
 from trainer_app.services import queues as queue_services
-
-
-def _django_errors(error: DjangoValidationError) -> ValidationError:
-    return ValidationError(error.message_dict if hasattr(error, "error_dict") else {"detail": error.messages})
 
 
 class TokenView(APIView):
@@ -59,10 +53,7 @@ class ProjectListView(APIView):
             raise PermissionDenied("Only admins can create projects.")
         data = s.ProjectInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            project = services.project_create(created_by=request.user, **data.validated_data)
-        except DjangoValidationError as error:
-            raise _django_errors(error) from None
+        project = services.project_create(created_by=request.user, **data.validated_data)
         output = {"id": project.id, "name": project.name, "description": project.description, "role": "admin"}
         return Response(s.ProjectOutput(output).data, status=status.HTTP_201_CREATED)
 
@@ -87,12 +78,7 @@ class ProjectMembersView(APIView):
         project = get_object_or_404(selectors.project_list(user=request.user), id=project_id)
         data = s.MembershipInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            membership = services.membership_set(project=project, actor=request.user, **data.validated_data)
-        except DjangoPermissionDenied as error:
-            raise PermissionDenied(str(error)) from None
-        except DjangoValidationError as error:
-            raise _django_errors(error) from None
+        membership = services.membership_set(project=project, actor=request.user, **data.validated_data)
         return Response(s.MembershipOutput(membership).data)
 
 
@@ -132,10 +118,7 @@ class QueueListView(APIView):
             raise PermissionDenied("Only admins can create queues.")
         data = s.QueueInput(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            queue = queue_services.queue_create(**data.validated_data)
-        except DjangoValidationError as error:
-            raise _django_errors(error) from None
+        queue = queue_services.queue_create(**data.validated_data)
         return Response(s.QueueOutput(queue).data, status=status.HTTP_201_CREATED)
 
 

@@ -2,19 +2,17 @@
 layers of a design that can be frozen."""
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
-from trainer_app.api.datasets import _project_for, django_errors
+from trainer_app.api.datasets import _project_for
 from trainer_app.models import WeightsFile
 from trainer_app.services.weights import weights_upload
 
@@ -46,13 +44,8 @@ class WeightsListView(APIView):
         data = WeightsInput(data=request.data)
         data.is_valid(raise_exception=True)
         project = _project_for(request.user, data.validated_data["project"])
-        try:
-            weights = weights_upload(project=project, name=data.validated_data["name"],
-                                     file=data.validated_data["file"], created_by=request.user)
-        except DjangoPermissionDenied as error:
-            raise PermissionDenied(str(error)) from None
-        except DjangoValidationError as error:
-            raise django_errors(error) from None
+        weights = weights_upload(project=project, name=data.validated_data["name"],
+                                 file=data.validated_data["file"], created_by=request.user)
         return Response(WeightsOutput(weights).data, status=status.HTTP_201_CREATED)
 
 
