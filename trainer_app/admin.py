@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from trainer_app.models import Membership, Project, Worker
+from trainer_app.models import Membership, Project, SiteSettings, Worker
 
 
 class MembershipInline(admin.TabularInline):
@@ -18,3 +18,8 @@ class ProjectAdmin(admin.ModelAdmin):
 class WorkerAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "last_heartbeat", "cpu_count", "ram_mb"]
     readonly_fields = ["last_heartbeat", "started_at"]
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    list_display = ["max_upload_bytes"]

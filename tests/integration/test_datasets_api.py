@@ -212,3 +212,38 @@ def test_npz_mnist_and_cifar_archives_round_trip_through_the_api(member, tmp_pat
     assert body["status"] == "ready", body["error"]
     assert {key: body[key] for key in expected} == expected
     assert body["splits"]["test"] > 0 and body["splits"]["val"] > 0
+
+
+def test_admins_register_a_directory_on_shared_storage_and_others_cannot(member, tmp_path, user_factory):
+    client, project = member["client"], member["project"]
+    source = tmp_path / "shared" / "flowers"
+    for index, name in enumerate(("rose", "tulip")):
+        (source / name).mkdir(parents=True)
+        for sample in range(6):
+            (source / name / f"{sample}.png").write_bytes(factories.png_bytes(size=(8, 8), seed=index * 10 + sample))
+    body = {"project": project.id, "name": "flowers", "path": str(source)}
+    assert client.post("/api/datasets/register/", body, format="json").status_code == 403
+    admin = user_factory("root", staff=True)
+    project.memberships.create(user=admin, role=Role.ADMIN)
+    client.force_authenticate(admin)
+    relative = client.post("/api/datasets/register/", {**body, "path": "shared/flowers"}, format="json")
+    assert relative.status_code == 400 and "absolute path" in relative.json()["path"][0]
+    created = client.post("/api/datasets/register/", body, format="json")
+    assert created.status_code == 201, created.json()
+    ready = wait_processed(client, created.json()["id"])
+    assert ready["status"] == "ready" and ready["class_names"] == ["rose", "tulip"] and ready["source"] == "directory"
+    assert client.delete(f"/api/datasets/{ready['id']}/").status_code == 204
+    assert (source / "rose" / "0.png").exists()  # deleting the dataset never touches the shared source
+
+
+def test_admins_set_the_upload_limit_and_uploads_respect_it(member, user_factory):
+    client, project = member["client"], member["project"]
+    assert client.get("/api/settings/").json() == {"max_upload_bytes": 5 * 1024 ** 3}
+    assert client.patch("/api/settings/", {"max_upload_bytes": 2 ** 20}, format="json").status_code == 403
+    client.force_authenticate(user_factory("root", staff=True))
+    too_small = client.patch("/api/settings/", {"max_upload_bytes": 10}, format="json")
+    assert too_small.status_code == 400 and "at least 1 MB" in too_small.json()["max_upload_bytes"][0]
+    assert client.patch("/api/settings/", {"max_upload_bytes": 2 ** 20}, format="json").json()["max_upload_bytes"] == 2 ** 20
+    client.force_authenticate(member["user"])
+    over = upload(client, project, "big", b"a,b\n" + b"1,2\n" * 300_000, "big.csv")
+    assert over.status_code in (400, 413) and "limit" in str(over.json())

@@ -6,14 +6,14 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
 from trainer_app.api.errors import conflict
-from trainer_app.models import Dataset, Upload
+from trainer_app.models import Dataset, SiteSettings, Upload
 from trainer_app.services import datasets as dataset_services
 
 
@@ -152,3 +152,53 @@ class UploadChunkView(APIView):
             upload.refresh_from_db()
             return conflict(error, received=upload.received)
         return Response(UploadOutput(upload).data)
+
+
+class RegisterInput(serializers.Serializer):
+    project = serializers.IntegerField()
+    name = serializers.CharField(max_length=120)
+    path = serializers.CharField(help_text="absolute path of a directory on the workers' shared storage")
+
+
+class DatasetRegisterView(APIView):
+    """Admins register a directory already on shared storage (an ImageFolder tree or a canonical
+    dataset); it is checked and converted like an upload, without copying the source."""
+
+    @extend_schema(request=RegisterInput, responses={201: DatasetOutput})
+    def post(self, request):
+        data = RegisterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = _project_for(request.user, data.validated_data["project"])
+        options = {key: value for key, value in request.data.items() if key in dataset_services.OPTION_FIELDS}
+        dataset = dataset_services.dataset_register_directory(
+            project=project, name=data.validated_data["name"], path=data.validated_data["path"],
+            created_by=request.user, options=options)
+        return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class SiteSettingsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SiteSettings
+        fields = ["max_upload_bytes"]
+
+    def validate_max_upload_bytes(self, value: int) -> int:
+        if value < 1024 * 1024:
+            raise serializers.ValidationError("Set the upload limit to at least 1 MB (1048576 bytes).")
+        return value
+
+
+class SiteSettingsView(APIView):
+    """Settings admins change at run time: the largest dataset file accepted (default 5 GB)."""
+
+    @extend_schema(responses=SiteSettingsSerializer)
+    def get(self, request):
+        return Response(SiteSettingsSerializer(SiteSettings.current()).data)
+
+    @extend_schema(request=SiteSettingsSerializer, responses=SiteSettingsSerializer)
+    def patch(self, request):
+        if not selectors.user_is_site_admin(request.user):
+            raise PermissionDenied("Only admins can change site settings.")
+        serializer = SiteSettingsSerializer(SiteSettings.current(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)

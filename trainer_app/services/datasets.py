@@ -11,7 +11,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from trainer_app.models import Dataset, DatasetSource, DatasetStatus, Project, SiteSettings, Upload
@@ -179,7 +178,7 @@ class _ProgressReporter:
 def dataset_process(*, dataset_id: int) -> Dataset:
     """Convert the stored upload into the canonical format. Nothing is half-written: the library
     stages into a temporary directory and renames it into place only on success."""
-    from trainer_app.datasets import DatasetError, Limits, ProcessOptions, process_upload
+    from trainer_app.datasets import DatasetError, Limits, ProcessOptions, process_upload, register_directory
 
     dataset = Dataset.objects.get(pk=dataset_id)
     if dataset.status != DatasetStatus.PROCESSING:
@@ -188,8 +187,12 @@ def dataset_process(*, dataset_id: int) -> Dataset:
     try:
         options = ProcessOptions(**_library_options(dataset.options),
                                  limits=Limits(max_upload_bytes=max_upload_bytes()))
-        result = process_upload(media_root() / dataset.upload_path, original_name=dataset.original_filename,
-                                output_dir=output_dir, options=options, progress=_ProgressReporter(dataset.pk))
+        if dataset.source == DatasetSource.DIRECTORY:
+            result = register_directory(Path(dataset.upload_path), output_dir=output_dir, options=options,
+                                        progress=_ProgressReporter(dataset.pk))
+        else:
+            result = process_upload(media_root() / dataset.upload_path, original_name=dataset.original_filename,
+                                    output_dir=output_dir, options=options, progress=_ProgressReporter(dataset.pk))
     except DatasetError as error:
         return _fail(dataset, str(error))
     except Exception as error:  # a bug, not bad input: say so, keep the details in the log
@@ -248,7 +251,9 @@ def dataset_delete(*, dataset: Dataset, actor) -> None:
         raise ValidationError({"dataset": f"{dataset} is used by runs and cannot be deleted: archive the runs "
                                           "or upload a new version instead."})
     paths = [dataset_output_dir(dataset)]
-    upload = media_root() / dataset.upload_path if dataset.upload_path else None
+    # a registered directory is someone else's shared data: only our own converted copy goes
+    is_upload = dataset.upload_path and dataset.source == DatasetSource.UPLOAD
+    upload = media_root() / dataset.upload_path if is_upload else None
     dataset.delete()
     for path in paths:
         shutil.rmtree(path, ignore_errors=True)
@@ -281,28 +286,28 @@ def datasets_seed_samples(*, project: Project, created_by) -> list[Dataset]:
 
 
 def dataset_register_directory(*, project: Project, name: str, path: str, created_by, options: dict) -> Dataset:
-    """Admins register a directory already on shared storage (ImageFolder or canonical)."""
-    from trainer_app.datasets import DatasetError, ProcessOptions, register_directory
+    """Admins register a directory already on shared storage (ImageFolder or canonical); it is checked
+    and converted by the same Celery task as an upload, and the source is never copied or changed."""
     from trainer_app.selectors import user_is_site_admin
 
     if not user_is_site_admin(created_by):
         raise PermissionDenied("Only admins can register directories on shared storage.")
     directory = Path(path)
     if not directory.is_absolute() or not directory.is_dir():
-        raise ValidationError({"path": f"{path!r} is not an absolute path to a directory on the server."})
+        raise ValidationError({"path": f"{path!r} is not an absolute path to a directory on the server: give the "
+                                       "directory as the workers see it, e.g. /data/datasets/flowers."})
     name = _clean_name(name)
+    options = dataset_options(options)
     with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
         version, previous = _next_version(project, name)
         dataset = Dataset.objects.create(project=project, name=name, version=version, previous=previous,
                                          source=DatasetSource.DIRECTORY, original_filename=str(directory)[:255],
-                                         options=dataset_options(options), created_by=created_by)
-    try:
-        result = register_directory(directory, output_dir=dataset_output_dir(dataset),
-                                    options=ProcessOptions(**_library_options(dataset.options)),
-                                    progress=_ProgressReporter(dataset.pk))
-    except DatasetError as error:
-        return _fail(dataset, str(error))
-    return _apply_result(dataset, result)
+                                         upload_path=str(directory), options=options, created_by=created_by,
+                                         progress_message="queued for processing")
+        dataset_id = dataset.pk
+        transaction.on_commit(lambda: _enqueue_processing(dataset_id))
+    return dataset
 
 
 # --- chunked, resumable uploads ------------------------------------------------------------------
