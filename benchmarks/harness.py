@@ -12,6 +12,7 @@ Servers we start are stopped by their own process group, never by name.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -77,10 +78,14 @@ def setup_django(database_url: str | None = None, *, migrate: bool = True) -> di
     os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     os.environ.setdefault("TRAINYARD_VAR_DIR", str(scratch_dir() / "var"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    # a migration edited in place (not a new one) leaves an old database behind: start it afresh
+    # a migration edited in place or removed (not a new one) leaves an old schema behind: start afresh
     fingerprint = migrations_fingerprint()
     marker = scratch_dir() / (database_url.rsplit("/", 1)[1] + ".migrations")
-    stale = migrate and (not marker.exists() or marker.read_text() != fingerprint)
+    try:
+        applied = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        applied = None
+    stale = migrate and (applied is None or any(fingerprint.get(name) != digest for name, digest in applied.items()))
     if database_url.startswith("postgres"):
         ensure_pg_database(database_url.rsplit("/", 1)[1], fresh=stale)
         LoadMonitor.own_databases.add(database_url.rsplit("/", 1)[1])
@@ -99,17 +104,15 @@ def setup_django(database_url: str | None = None, *, migrate: bool = True) -> di
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        marker.write_text(fingerprint)
+        marker.write_text(json.dumps(fingerprint))
     return {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
 
 
-def migrations_fingerprint() -> str:
+def migrations_fingerprint() -> dict[str, str]:
     import hashlib
 
-    digest = hashlib.sha1()
-    for path in sorted(REPO.glob("*/migrations/*.py")):
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()
+    return {str(path.relative_to(REPO)): hashlib.sha1(path.read_bytes()).hexdigest()
+            for path in sorted(REPO.glob("*/migrations/*.py"))}
 
 
 def is_postgres() -> bool:
