@@ -25,6 +25,7 @@ class FalkorGraphStore(GraphStore):
         scheme = "rediss" if parts.scheme == "falkordbs" else "redis"
         self._redis_url = urlunsplit(parts._replace(scheme=scheme))
         self._graph_name = graph_name
+        self.query_timeout_ms = QUERY_TIMEOUT_MS
         # Connected on first use: the client talks to the server when built, and building a store must
         # not fail or block (the app keeps working while the graph server is down).
         self._db = None
@@ -55,10 +56,22 @@ class FalkorGraphStore(GraphStore):
                                              socket_timeout=SOCKET_TIMEOUT_S)
                 self._graph = self._db.select_graph(self._graph_name)
             if read_only:
-                return self._graph.ro_query(cypher, params, timeout=QUERY_TIMEOUT_MS)
-            return self._graph.query(cypher, params, timeout=QUERY_TIMEOUT_MS)
+                return self._graph.ro_query(cypher, params, timeout=self.query_timeout_ms)
+            return self._graph.query(cypher, params, timeout=self.query_timeout_ms)
         except self._redis_errors as exc:
             raise GraphUnavailable(f"FalkorDB at {self.url_masked} is unreachable: {exc}") from None
+
+    def ensure_schema(self, labels) -> None:
+        """A range index and a unique constraint on ``key`` for each label. FalkorDB builds a unique
+        constraint on top of an index, through its own command rather than Cypher; both are idempotent here."""
+        for label in labels:
+            for create in (lambda: self.run(f"CREATE INDEX FOR (n:{label}) ON (n.key)"),
+                           lambda: self._graph.create_node_unique_constraint(label, "key")):
+                try:
+                    create()
+                except (GraphStoreError, self._response_error) as exc:
+                    if "already" not in str(exc):
+                        raise GraphStoreError(str(exc)) from None
 
     @property
     def url_masked(self) -> str:

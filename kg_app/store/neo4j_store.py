@@ -20,13 +20,14 @@ class Neo4jGraphStore(GraphStore):
 
         self._neo4j = neo4j
         self._database = database
+        self.query_timeout_s = QUERY_TIMEOUT_S
         self._driver = neo4j.GraphDatabase.driver(
             url, auth=(user, password), connection_timeout=CONNECT_TIMEOUT_S, max_transaction_retry_time=5
         )
 
     def run(self, cypher: str, params: dict[str, Any] | None = None, *, read_only: bool = False) -> list[dict]:
         neo4j = self._neo4j
-        query = neo4j.Query(cypher, timeout=QUERY_TIMEOUT_S)
+        query = neo4j.Query(cypher, timeout=self.query_timeout_s)
         try:
             with self._driver.session(
                 database=self._database,
@@ -44,6 +45,11 @@ class Neo4jGraphStore(GraphStore):
             raise GraphUnavailable(f"Neo4j at {mask_url(self.url)} is unreachable: {exc}") from None
         except neo4j.exceptions.Neo4jError as exc:
             raise GraphStoreError(exc.message or str(exc)) from None
+
+    def ensure_schema(self, labels) -> None:
+        """A unique constraint on ``key`` for each label (Neo4j backs it with an index)."""
+        for label in labels:
+            self.run(f"CREATE CONSTRAINT {label.lower()}_key IF NOT EXISTS FOR (n:{label}) REQUIRE n.key IS UNIQUE")
 
     def close(self) -> None:
         self._driver.close()

@@ -1,0 +1,77 @@
+"""Every Cypher statement the app sends to the graph, in the subset FalkorDB and Neo4j 5 both accept.
+
+Values are always parameters. Labels and relationship types cannot be parameters in Cypher, so the
+builders below take them only through ``checked_label``/``checked_type`` (the schema's allow-lists).
+"""
+from __future__ import annotations
+
+from kg_app.schema import SHARED_LABELS, checked_label, checked_type
+
+# --- writes (the sync and the rebuild) ---------------------------------------------------------------
+
+def upsert_nodes(label: str) -> str:
+    """Rows ``{key, properties}``; the node's properties become exactly ``properties`` (which hold the key)."""
+    return f"UNWIND $rows AS row MERGE (n:{checked_label(label)} {{key: row.key}}) SET n = row.properties"
+
+
+def link_nodes(from_label: str, relationship_type: str, to_label: str) -> str:
+    """Rows ``{source, target}``. A target not synced yet is created with its key alone and filled in
+    when its own event arrives, so events may be drained in any order."""
+    return (f"UNWIND $rows AS row MATCH (a:{checked_label(from_label)} {{key: row.source}}) "
+            f"MERGE (b:{checked_label(to_label)} {{key: row.target}}) "
+            f"MERGE (a)-[:{checked_type(relationship_type)}]->(b)")
+
+
+def delete_nodes(label: str) -> str:
+    return f"UNWIND $keys AS key MATCH (n:{checked_label(label)} {{key: key}}) DETACH DELETE n"
+
+
+# Deleting a large graph in one statement would outlast the query time limit: a slice at a time.
+DELETE_SOME_NODES = "MATCH (n) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
+
+# --- reads (the API and the page) ----------------------------------------------------------------------
+
+# A node is visible to a user when it belongs to one of their projects or is a concept; ``$all`` is true
+# for site admins. Users and workers only appear as neighbours of a visible node.
+_VISIBLE = "($all OR n.project_id IN $projects OR n:Concept)"
+_VISIBLE_NEIGHBOUR = ("($all OR m.project_id IN $projects OR m:Concept OR "
+                      + " OR ".join(f"m:{checked_label(label)}" for label in SHARED_LABELS) + ")")
+
+SEARCH = (f"MATCH (n) WHERE {_VISIBLE} AND (n.key = $query OR toLower(n.name) CONTAINS $needle) "
+          "RETURN n ORDER BY n.name LIMIT $limit")
+
+
+def search_label(label: str) -> str:
+    """Nodes of one label (a search for "run" lists runs)."""
+    return f"MATCH (n:{checked_label(label)}) WHERE {_VISIBLE} RETURN n ORDER BY n.name LIMIT $limit"
+
+
+def find_node(label: str) -> str:
+    return f"MATCH (n:{checked_label(label)} {{key: $key}}) WHERE {_VISIBLE} RETURN n"
+
+
+def neighbourhood(label: str) -> str:
+    """A visible node's relationships to its visible neighbours, capped at ``$limit`` after ``$skip``."""
+    return (f"MATCH (n:{checked_label(label)} {{key: $key}})-[r]-(m) WHERE {_VISIBLE_NEIGHBOUR} "
+            "RETURN m, type(r) AS type, startNode(r).key AS source, endNode(r).key AS target, properties(r) AS properties "
+            "ORDER BY m.key SKIP $skip LIMIT $limit")
+
+
+# --- lineage questions ---------------------------------------------------------------------------------
+
+RUNS_ON_DATASET_VERSION = (
+    "MATCH (r:Run)-[:TRAINED_ON]->(d:DatasetVersion {key: $key}) RETURN r.key AS run ORDER BY run")
+CHECKPOINT_ORIGIN = (
+    "MATCH (c:Checkpoint {key: $key})<-[:PRODUCED]-(r:Run) "
+    "OPTIONAL MATCH (r)-[:TRAINED_ON]->(d:DatasetVersion) OPTIONAL MATCH (r)-[:USES_DESIGN]->(m:ModelDesign) "
+    "OPTIONAL MATCH (r)-[:FINE_TUNED_FROM]->(p:Run) "
+    "RETURN r.key AS run, d.key AS dataset_version, m.key AS design, p.key AS fine_tuned_from")
+FINE_TUNED_FROM_RUN = (
+    "MATCH (r:Run)-[:FINE_TUNED_FROM*1..]->(p:Run {key: $key}) RETURN DISTINCT r.key AS run ORDER BY run")
+CONCEPTS_OF_RUN = "MATCH (r:Run {key: $key})-[:APPLIES]->(c:Concept) RETURN c.key AS concept ORDER BY concept"
+
+# --- the whole graph, for comparisons (tests, rebuild checks) ------------------------------------------
+
+ALL_NODES = "MATCH (n) RETURN labels(n) AS labels, properties(n) AS properties"
+ALL_RELATIONSHIPS = "MATCH (a)-[r]->(b) RETURN a.key AS source, type(r) AS type, b.key AS target"
+COUNTS = "MATCH (n) OPTIONAL MATCH (n)-[r]->() RETURN count(DISTINCT n) AS nodes, count(r) AS relationships"
