@@ -101,6 +101,9 @@ def main() -> None:
     api = statistics.median(row["total"] for row in product)
     parts = {part: statistics.median(row[part] for row in product) for part in PARTS}
     print("median parts through the API: " + ", ".join(f"{part} {value:.3f} s" for part, value in parts.items()))
+    hand_parts = {part: statistics.median(row[part] for row in by_hand)
+                  for part in ("torchrun_start", "imports", "data_load", "model_and_first_step", "stream")}
+    print("median parts by hand:         " + ", ".join(f"{part} {value:.3f} s" for part, value in hand_parts.items()))
     print(f"SUMMARY launch_api: by hand {hand:.2f} s, through the API {api:.2f} s, overhead {api - hand:+.2f} s "
           f"(target ≤ +1.00 s) {'PASS' if api - hand <= 1.0 else 'MISS'}")
 

@@ -5,7 +5,7 @@ import logging
 import os
 import threading
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
@@ -68,3 +68,11 @@ def stop_worker_heartbeat(sender=None, **kwargs) -> None:
         worker_mark_offline(name=_heartbeat.worker_name)
     except Exception:
         logger.exception("could not mark worker %s offline; the beat will notice", _heartbeat.worker_name)
+
+
+@worker_process_init.connect
+def preload_supervisor(**kwargs) -> None:
+    """Import what a run's first delivery needs when the pool process starts, not when the first run is
+    waiting (measured: ~2.5 s of queue-to-claim on a fresh pool process otherwise)."""
+    import trainer_app.runner  # noqa: F401
+    import trainer_app.services.datasets  # noqa: F401
