@@ -85,7 +85,24 @@ def populate(points: int) -> dict:
     return {"fixtures": fixtures, "run": run, "populated_s": time.perf_counter() - started}
 
 
-def child(backend: str, points: int, calls: int) -> dict:
+SUGGESTED_INDEX = ("CREATE INDEX IF NOT EXISTS bench_metricpoint_series ON trainer_app_metricpoint (run_id, name, step) "
+                   "INCLUDE (value)")
+
+
+def suggested_index(create: bool) -> None:
+    """What the report suggests for a migration (MetricPoint's (run, name, step) constraint with
+    include=["value"]), built in the benchmark database only for this measurement and dropped after it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if create:
+            cursor.execute(SUGGESTED_INDEX)
+            cursor.execute("VACUUM ANALYZE trainer_app_metricpoint")
+        else:
+            cursor.execute("DROP INDEX IF EXISTS bench_metricpoint_series")
+
+
+def child(backend: str, points: int, calls: int, with_index: bool = False) -> dict:
     env = harness.setup_django(harness.database_url_for(backend, f"trainyard_bench_ds{points}"))
     import numpy as np
     from django.conf import settings
@@ -96,6 +113,8 @@ def child(backend: str, points: int, calls: int) -> dict:
 
     settings.ALLOWED_HOSTS.append("testserver")
     prepared = populate(points)
+    with_index = with_index and backend == "postgres"
+    suggested_index(create=with_index)
     run, token = prepared["run"], prepared["fixtures"]["token"]
     _, spikes = series_values(points)
     rows = np.array(MetricPoint.objects.filter(run=run, name="train_loss").order_by("step")
@@ -150,6 +169,8 @@ def child(backend: str, points: int, calls: int) -> dict:
             results["foreign"][label] = monitor.foreign
         connection.close()
     results["spikes_kept"] = kept
+    if with_index:
+        suggested_index(create=False)
     return results
 
 
@@ -202,10 +223,12 @@ def mlflow_measure(points: int, calls: int, full_history: bool) -> dict:
     return result
 
 
-def run_child(backend: str, points: int, calls: int, fresh: bool) -> dict:
+def run_child(backend: str, points: int, calls: int, fresh: bool, with_index: bool = False) -> dict:
     command = [harness.PYTHON, __file__, "--child", backend, "--points", str(points), "--calls", str(calls)]
     if fresh:
         command.append("--fresh")
+    if with_index:
+        command.append("--suggested-index")
     process = subprocess.run(command, cwd=harness.REPO, capture_output=True, text=True, timeout=1800)
     if process.returncode != 0:
         raise RuntimeError(f"{backend} child failed:\n{process.stderr[-3000:]}")
@@ -222,6 +245,9 @@ def main() -> None:
     parser.add_argument("--full-history", action="store_true",
                         help="also time MLflow's get_metric_history of every point (slow: ~100 s per 1,000,000)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the run even if it is there")
+    parser.add_argument("--suggested-index", action="store_true",
+                        help="PostgreSQL: also measure with the covering index the report suggests (built in the "
+                             "benchmark database for the measurement, then dropped)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     points = args.points or (200_000 if args.quick else 1_000_000)
@@ -233,19 +259,22 @@ def main() -> None:
         elif args.fresh:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(harness.scratch_dir() / f"{name}.sqlite3") + suffix).unlink(missing_ok=True)
-        print(json.dumps(child(args.child, points, calls)))
+        print(json.dumps(child(args.child, points, calls, args.suggested_index)))
         return
     print(f"machine: {harness.machine_line()}; {points:,} points -> {POINTS:,}, {calls} calls per figure")
     ours = {}
-    for backend in args.backends.split(","):
+    variants = [(backend, backend, False) for backend in args.backends.split(",")]
+    if args.suggested_index and "postgres" in args.backends.split(","):
+        variants.insert(1, ("postgres+index", "postgres", True))
+    for variant, backend, with_index in variants:
         started = time.perf_counter()
-        ours[backend] = result = run_child(backend, points, calls, args.fresh)
+        ours[variant] = result = run_child(backend, points, calls, args.fresh and not with_index, with_index)
         populated = result["populated_s"]
-        print(f"[{backend}] run with {result['points']:,} train_loss points "
+        print(f"[{variant}] run with {result['points']:,} train_loss points "
               f"({'populated in %.0f s' % populated if populated else 'reused'}; child took "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
         for label, samples in result["ms"].items():
-            print(f"[{backend}] {label:20} {harness.describe(samples)}; spikes kept "
+            print(f"[{variant}] {label:20} {harness.describe(samples)}; spikes kept "
                   f"{result['spikes_kept'][label]}/{SPIKES}; foreign CPU {result['foreign'][label]:.2f}", flush=True)
     theirs = None
     if not args.no_mlflow and harness.mlflow_available():
