@@ -31,10 +31,10 @@ DELETE_SOME_NODES = "MATCH (n) WITH n LIMIT $limit DETACH DELETE n RETURN count(
 
 # --- reads (the API and the page) ----------------------------------------------------------------------
 
-# A node is visible to a user when it belongs to one of their projects or is a concept; ``$all`` is true
-# for site admins. Users and workers only appear as neighbours of a visible node.
-_VISIBLE = "($all OR n.project_id IN $projects OR n:Concept)"
-_VISIBLE_NEIGHBOUR = ("($all OR m.project_id IN $projects OR m:Concept OR "
+# A node is visible to a user when it belongs to one of their projects (``$projects``) or is a concept.
+# Users and workers only appear as neighbours of a visible node.
+_VISIBLE = "(n.project_id IN $projects OR n:Concept)"
+_VISIBLE_NEIGHBOUR = ("(m.project_id IN $projects OR m:Concept OR "
                       + " OR ".join(f"m:{checked_label(label)}" for label in SHARED_LABELS) + ")")
 
 SEARCH = (f"MATCH (n) WHERE {_VISIBLE} AND (n.key = $query OR toLower(n.name) CONTAINS $needle) "
