@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontend.views import auth, datasets, launch, leaderboards, models, pages, runs
+from frontend.views import auth, datasets, graph, launch, leaderboards, models, pages, runs
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -17,7 +17,7 @@ urlpatterns = [
     path("sweeps/", pages.sweeps, name="sweeps"),
     path("leaderboards/", leaderboards.leaderboard_page, name="leaderboards"),
     path("leaderboards/pin/", leaderboards.leaderboard_pin, name="leaderboard-pin"),
-    path("graph/", pages.graph, name="graph"),
+    path("graph/", graph.graph_page, name="graph"),
     path("projects/", pages.projects, name="projects"),
     path("projects/new/", pages.project_create, name="project-create"),
     path("projects/<int:project_id>/members/", pages.project_member_set, name="project-member-set"),

@@ -75,3 +75,6 @@ CONCEPTS_OF_RUN = "MATCH (r:Run {key: $key})-[:APPLIES]->(c:Concept) RETURN c.ke
 ALL_NODES = "MATCH (n) RETURN labels(n) AS labels, properties(n) AS properties"
 ALL_RELATIONSHIPS = "MATCH (a)-[r]->(b) RETURN a.key AS source, type(r) AS type, b.key AS target"
 COUNTS = "MATCH (n) OPTIONAL MATCH (n)-[r]->() RETURN count(DISTINCT n) AS nodes, count(r) AS relationships"
+
+# Nodes of the user's projects (concepts are always there, so they do not count).
+COUNT_VISIBLE = "MATCH (n) WHERE n.project_id IN $projects RETURN count(n) AS nodes"

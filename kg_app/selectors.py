@@ -105,3 +105,16 @@ def graph_query(*, store: GraphStore, statement: str, params: dict) -> dict:
     columns = list(rows[0].keys()) if rows else []
     return {"columns": columns, "rows": [[row[column] for column in columns] for row in rows[:QUERY_ROW_LIMIT]],
             "truncated": len(rows) > QUERY_ROW_LIMIT}
+
+
+def graph_overview(*, store: GraphStore, user) -> dict:
+    """What the browse page needs before any search: is the graph reachable, and does it hold any node
+    of the user's projects yet."""
+    from kg_app.services import outbox_lag
+
+    lag = outbox_lag()
+    try:
+        rows = store.run(cypher.COUNT_VISIBLE, {"projects": _project_ids(user)}, read_only=True)
+    except GraphStoreError as exc:
+        return {"ok": False, "error": str(exc), "nodes": 0, **lag}
+    return {"ok": True, "nodes": rows[0]["nodes"] if rows else 0, **lag}

@@ -18,12 +18,6 @@ EMPTY_STATES = {
         "empty": "No sweeps yet.",
         "next": "Launch a single run first, then search its learning rate, batch size or depth with a sweep.",
     },
-    "graph": {
-        "title": "Knowledge graph",
-        "lead": "How datasets, models, runs, sweeps and checkpoints relate, and the techniques they apply.",
-        "empty": "The graph holds no lineage yet.",
-        "next": "Every dataset, design and run you create appears here as a node with its links.",
-    },
     "fleet": {
         "title": "Fleet",
         "lead": "The workers that run jobs, their GPUs and queues.",
@@ -46,11 +40,6 @@ def _section(request, name: str, **extra):
 @login_required
 def sweeps(request):
     return _section(request, "sweeps")
-
-
-@login_required
-def graph(request):
-    return _section(request, "graph")
 
 
 def _require_site_admin(request) -> None:
