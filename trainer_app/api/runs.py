@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,13 +16,16 @@ from trainer_app.api.datasets import _project_for
 from trainer_app.api.errors import conflict
 from trainer_app.models import Checkpoint, Run, WeightsFile
 from trainer_app.selectors.metrics import metric_names, metric_series
+from trainer_app.selectors.run_filters import RunFilterError, filter_runs, order_runs
 from trainer_app.services import runs as run_services
 from trainer_app.specs import checkpoint_weights
 
 MAX_POINTS = 20_000
+MAX_LIST = 1000
 
 
 class RunOutput(serializers.ModelSerializer):
+    tags = serializers.ListField(child=serializers.CharField(), read_only=True)
     project = serializers.IntegerField(source="project_id")
     dataset = serializers.IntegerField(source="dataset_id")
     model = serializers.IntegerField(source="design_id")
@@ -63,14 +66,32 @@ class RunInput(serializers.Serializer):
         return value
 
 
+LIST_FILTERS = ("project", "dataset", "model", "status", "user", "tag", "created_after", "created_before",
+                "search", "starred", "archived", "order", "limit", "offset")
+
+
 class RunListView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("project", int, required=False)], responses=RunOutput(many=True))
+    @extend_schema(parameters=[OpenApiParameter(name, str, required=False) for name in LIST_FILTERS],
+                   responses=RunOutput(many=True))
     def get(self, request):
-        project = request.query_params.get("project")
-        if project is not None and not project.isdigit():
-            raise ValidationError({"project": f"project must be a project id, not {project!r}."})
-        runs = selectors.run_list(user=request.user, project_id=int(project) if project else None)
-        return Response(RunOutput(runs[:500], many=True).data)
+        """Filter by project, dataset, model, status (comma-separated), user, tag, created_after/before
+        (dates), search, starred, archived; order by created, status, name, id or
+        metric:<name>:<last|best|min|max> (a leading - reverses); limit (≤ 1000) and offset."""
+        params = request.query_params
+        limit, offset = params.get("limit", "100"), params.get("offset", "0")
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
+            raise ValidationError({"limit": f"limit must be from 1 to {MAX_LIST}, not {limit!r}."})
+        if not offset.isdigit():
+            raise ValidationError({"offset": f"offset must be a whole number, not {offset!r}."})
+        try:
+            runs = order_runs(filter_runs(selectors.run_list(user=request.user), params), params.get("order"))
+        except RunFilterError as error:
+            raise ValidationError({error.parameter: str(error)}) from None
+        total = runs.count()
+        page = runs.prefetch_related("tag_set").select_related("worker")[int(offset):int(offset) + int(limit)]
+        response = Response(RunOutput(page, many=True).data)
+        response["X-Total-Count"] = str(total)
+        return response
 
     @extend_schema(request=RunInput, responses={201: RunOutput})
     def post(self, request):
@@ -106,10 +127,46 @@ def _run(request, run_id: int) -> Run:
     return get_object_or_404(selectors.run_list(user=request.user), id=run_id)
 
 
+class RunUpdateInput(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    starred = serializers.BooleanField(required=False)
+    archived = serializers.BooleanField(required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 class RunDetailView(APIView):
     @extend_schema(responses=RunOutput)
     def get(self, request, run_id: int):
         return Response(RunOutput(_run(request, run_id)).data)
+
+    @extend_schema(request=RunUpdateInput, responses=RunOutput)
+    def patch(self, request, run_id: int):
+        data = RunUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(RunOutput(run_services.run_update(run=_run(request, run_id), **data.validated_data)).data)
+
+
+class BulkInput(serializers.Serializer):
+    runs = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=1000)
+    action = serializers.ChoiceField(choices=run_services.BULK_ACTIONS)
+    tag = serializers.CharField(required=False, allow_blank=True)
+
+
+class RunBulkView(APIView):
+    """One action on many runs: tag, untag, archive, unarchive, star, unstar, cancel. Runs the user cannot
+    see are answered as not found, all or nothing, so no name leaks."""
+
+    @extend_schema(request=BulkInput, responses=OpenApiTypes.OBJECT)
+    def post(self, request):
+        data = BulkInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        wanted = set(data.validated_data["runs"])
+        runs = list(selectors.run_list(user=request.user).filter(id__in=wanted))
+        if len(runs) != len(wanted):
+            raise NotFound("Some of those runs do not exist or are not in your projects.")
+        return Response(run_services.runs_bulk(runs=runs, action=data.validated_data["action"],
+                                               tag=data.validated_data.get("tag")))
 
 
 class RunCancelView(APIView):

@@ -22,6 +22,7 @@ urlpatterns = [
     path("models/<int:design_id>/layers/", weights.DesignLayersView.as_view(), name="api-model-layers"),
     path("weights/", weights.WeightsListView.as_view(), name="api-weights"),
     path("runs/", runs.RunListView.as_view(), name="api-runs"),
+    path("runs/bulk/", runs.RunBulkView.as_view(), name="api-runs-bulk"),
     path("runs/<int:run_id>/", runs.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:run_id>/cancel/", runs.RunCancelView.as_view(), name="api-run-cancel"),
     path("runs/<int:run_id>/resume/", runs.RunResumeView.as_view(), name="api-run-resume"),

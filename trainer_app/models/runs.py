@@ -88,7 +88,6 @@ class Run(models.Model):
     epoch = models.PositiveIntegerField(default=0)
 
     # organisation
-    tags = models.JSONField(default=list)
     notes = models.TextField(blank=True)
     starred = models.BooleanField(default=False)
     archived = models.BooleanField(default=False)
@@ -105,6 +104,10 @@ class Run(models.Model):
     def __str__(self) -> str:
         return self.name or f"run {self.pk}"
 
+    @property
+    def tags(self) -> list[str]:
+        return [tag.name for tag in self.tag_set.all()]
+
 
 class MetricPoint(models.Model):
     """One value of one metric at one global step. (run, name, step) is unique: a redelivered or
@@ -119,6 +122,17 @@ class MetricPoint(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "name", "step"], name="one_point_per_step")]
+
+
+class RunTag(models.Model):
+    """A label on a run ("baseline", "paper"), for filtering and bulk actions."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tag_set")
+    name = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="one_tag_per_run")]
 
 
 class RunLog(models.Model):

@@ -245,7 +245,6 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
     from trainer_app.models import DatasetStatus, Queue
     from trainer_app.selectors import user_project_role
     from trainer_app.services.datasets import dataset_lock
-    from trainer_app.specs import best_checkpoint_path
 
     if user_project_role(created_by, project) is None:
         raise PermissionDenied("You are not a member of this project.")
@@ -272,3 +271,59 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
         dataset_lock(dataset=dataset)
         run_enqueue(run=run, fresh=True)
     return run
+
+
+# --- organising runs --------------------------------------------------------------------------------
+
+BULK_ACTIONS = ("tag", "untag", "archive", "unarchive", "star", "unstar", "cancel")
+
+
+def _clean_tag(tag: str) -> str:
+    tag = (tag or "").strip()
+    if not tag or len(tag) > 64 or any(ord(character) < 32 for character in tag):
+        raise ValidationError({"tag": "A tag is 1 to 64 printable characters, e.g. 'baseline'."})
+    return tag
+
+
+def run_update(*, run: Run, name: str | None = None, notes: str | None = None, starred: bool | None = None,
+               archived: bool | None = None, tags: list[str] | None = None) -> Run:
+    """Change what people write about a run; its training record never changes."""
+    from trainer_app.models import RunTag
+
+    with transaction.atomic():
+        for field, value in (("name", name), ("notes", notes), ("starred", starred), ("archived", archived)):
+            if value is not None:
+                setattr(run, field, value[:200] if field == "name" else value)
+        run.save(update_fields=["name", "notes", "starred", "archived"])
+        if tags is not None:
+            wanted = {_clean_tag(tag) for tag in tags}
+            RunTag.objects.filter(run=run).exclude(name__in=wanted).delete()
+            RunTag.objects.bulk_create([RunTag(run=run, name=tag) for tag in sorted(wanted)], ignore_conflicts=True)
+    return run
+
+
+def runs_bulk(*, runs, action: str, tag: str | None = None) -> dict:
+    """Apply one action to many runs (already scoped to what the user may see). Returns how many changed
+    and, for cancel, which runs could not be cancelled and why."""
+    from trainer_app.models import RunTag
+
+    if action not in BULK_ACTIONS:
+        raise ValidationError({"action": f"Unknown action {action!r}: use one of {', '.join(BULK_ACTIONS)}."})
+    runs = list(runs)
+    refused = {}
+    if action in ("tag", "untag"):
+        tag = _clean_tag(tag)
+        if action == "tag":
+            RunTag.objects.bulk_create([RunTag(run=run, name=tag) for run in runs], ignore_conflicts=True)
+        else:
+            RunTag.objects.filter(run__in=runs, name=tag).delete()
+    elif action in ("archive", "unarchive", "star", "unstar"):
+        field = "archived" if action.endswith("archive") else "starred"
+        Run.objects.filter(pk__in=[run.pk for run in runs]).update(**{field: not action.startswith("un")})
+    else:
+        for run in runs:
+            try:
+                run_cancel(run=run)
+            except ValidationError as error:
+                refused[run.pk] = error.message_dict["status"][0]
+    return {"updated": len(runs) - len(refused), "refused": refused}
