@@ -90,6 +90,9 @@ def test_other_projects_runs_are_neither_listed_nor_touched(runs, user_factory, 
 
 
 def test_unknown_metric_names_are_listed_back(runs):
+    from trainer_app.models import MetricPoint
+
     made, client = runs
+    MetricPoint.objects.create(run=made[0], name="val_accuracy", step=10, value=0.9)
     response = client.get(f"/api/runs/{made[0].pk}/metrics/", {"names": "val_acc"})
     assert response.status_code == 400 and "val_accuracy" in str(response.json()["names"])
