@@ -78,3 +78,52 @@ COUNTS = "MATCH (n) OPTIONAL MATCH (n)-[r]->() RETURN count(DISTINCT n) AS nodes
 
 # Nodes of the user's projects (concepts are always there, so they do not count).
 COUNT_VISIBLE = "MATCH (n) WHERE n.project_id IN $projects RETURN count(n) AS nodes"
+
+# --- lineage: what an object came from (upstream) and what came from it (downstream) ----------------
+# (a)-[:TRAINED_ON|USES_DESIGN|FINE_TUNED_FROM|VERSION_OF]->(b): a derives from b.
+# (a)-[:PRODUCED]->(b): b derives from a.
+_DERIVES_FROM = "TRAINED_ON|USES_DESIGN|FINE_TUNED_FROM|VERSION_OF"
+_LINEAGE_RETURN = ("RETURN m, type(r) AS type, startNode(r).key AS source, endNode(r).key AS target, "
+                   "properties(r) AS properties LIMIT $limit")
+
+
+def lineage_steps(label: str, direction: str) -> list[str]:
+    """One step of lineage from the nodes ``$keys`` of ``label``, to visible nodes only."""
+    label = checked_label(label)
+    where = "WHERE n.key IN $keys AND m.project_id IN $projects "
+    if direction == "upstream":
+        patterns = [f"(n:{label})-[r:{_DERIVES_FROM}]->(m)", f"(n:{label})<-[r:PRODUCED]-(m)"]
+    elif direction == "downstream":
+        patterns = [f"(n:{label})<-[r:{_DERIVES_FROM}]-(m)", f"(n:{label})-[r:PRODUCED]->(m)"]
+    else:
+        raise ValueError(f"direction must be upstream or downstream, not {direction!r}")
+    return [f"MATCH {pattern} {where}{_LINEAGE_RETURN}" for pattern in patterns]
+
+# --- ready-made questions ---------------------------------------------------------------------------------
+# ``$property`` is a run's final metric property (final_<metric>); ORDER BY's direction cannot be a
+# parameter, so each ranked question has an ascending and a descending text.
+_RANKED = {
+    "runs-on-dataset": ("MATCH (r:Run)-[:TRAINED_ON]->(:DatasetVersion {key: $node}) "
+                        "WHERE r.project_id IN $projects AND r[$property] IS NOT NULL "
+                        "RETURN r AS run, r[$property] AS value ORDER BY value {direction} LIMIT $limit"),
+    "concepts-of-best-runs": ("MATCH (r:Run) WHERE r.project_id IN $projects AND r[$property] IS NOT NULL "
+                              "WITH r ORDER BY r[$property] {direction} LIMIT $top "
+                              "MATCH (r)-[:APPLIES]->(c:Concept) "
+                              "RETURN c AS concept, count(r) AS runs ORDER BY runs DESC, concept.name LIMIT $limit"),
+}
+_FINE_TUNED = ("MATCH {start}<-[:FINE_TUNED_FROM*1..]-(r:Run) WHERE r.project_id IN $projects "
+               "OPTIONAL MATCH (r)-[:PRODUCED]->(c:Checkpoint) "
+               "RETURN r AS run, c AS checkpoint ORDER BY run.key, checkpoint.step LIMIT $limit")
+DESIGNS_WITH_DATASET = (
+    "MATCH (:DatasetVersion {key: $node})<-[:TRAINED_ON]-(r:Run)-[:USES_DESIGN]->(m:ModelDesign) "
+    "WHERE r.project_id IN $projects RETURN m AS design, count(r) AS runs ORDER BY runs DESC LIMIT $limit")
+
+
+def ranked_question(name: str, *, ascending: bool) -> str:
+    return _RANKED[name].replace("{direction}", "ASC" if ascending else "DESC")
+
+
+def fine_tuned_from(label: str) -> str:
+    """Runs fine-tuned, directly or not, from a run or from the run that produced a checkpoint."""
+    start = {"Run": "(:Run {key: $node})", "Checkpoint": "(:Checkpoint {key: $node})<-[:PRODUCED]-(:Run)"}[label]
+    return _FINE_TUNED.replace("{start}", start)

@@ -74,6 +74,9 @@ class QueryRefused(ValueError):
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _LOAD_CSV = re.compile(r"\bLOAD\s+CSV\b", re.IGNORECASE)
 _CALL = re.compile(r"\bCALL\s*([^\s({][^\s(]*)", re.IGNORECASE)
+# FalkorDB builds a range() list whole before any time or memory limit applies: range(1, 1e9) took
+# 21 GB and the server was killed by the OOM killer (measured here). The console does without it.
+_RANGE = re.compile(r"\brange\s*\(", re.IGNORECASE)
 
 
 def query_check(statement: str) -> None:
@@ -82,6 +85,8 @@ def query_check(statement: str) -> None:
     text = _COMMENTS.sub(" ", statement)
     if _LOAD_CSV.search(text):
         raise QueryRefused("LOAD CSV is not allowed in the console: it reads files and URLs.")
+    if _RANGE.search(text):
+        raise QueryRefused("range() is not allowed in the console: a large range exhausts the graph server's memory.")
     for match in _CALL.finditer(text):
         name = match.group(1).replace("`", "").rstrip(";").lower()
         if name not in ALLOWED_PROCEDURES:
@@ -118,3 +123,106 @@ def graph_overview(*, store: GraphStore, user) -> dict:
     except GraphStoreError as exc:
         return {"ok": False, "error": str(exc), "nodes": 0, **lag}
     return {"ok": True, "nodes": rows[0]["nodes"] if rows else 0, **lag}
+
+
+LINEAGE_DEPTH = 6
+LINEAGE_MAX_NODES = 200
+
+
+def graph_lineage(*, store: GraphStore, user, key: str, direction: str = "both", depth: int = LINEAGE_DEPTH) -> dict | None:
+    """Upstream (what it was made from), downstream (what was made from it) or both, breadth first up to
+    ``depth`` steps and LINEAGE_MAX_NODES nodes; None if the user may not see the node."""
+    label = label_of_key(key)
+    if label is None:
+        return None
+    projects = _project_ids(user)
+    found = store.run(cypher.find_node(label), {"projects": projects, "key": key}, read_only=True)
+    if not found:
+        return None
+    nodes = {key: node_payload(found[0]["n"])}
+    relationships: dict[str, dict] = {}
+    truncated = False
+    for way in (("upstream", "downstream") if direction == "both" else (direction,)):
+        frontier = {key: label}
+        for _ in range(depth):
+            reached: dict[str, str] = {}
+            for frontier_label in set(frontier.values()):
+                keys = [k for k, lab in frontier.items() if lab == frontier_label]
+                for statement in cypher.lineage_steps(frontier_label, way):
+                    rows = store.run(statement, {"keys": keys, "projects": projects, "limit": LINEAGE_MAX_NODES},
+                                     read_only=True)
+                    for row in rows:
+                        neighbour = node_payload(row["m"])
+                        relationship_id = f"{row['source']}-{row['type']}-{row['target']}"
+                        relationships[relationship_id] = {"id": relationship_id, "type": row["type"],
+                                                          "source": row["source"], "target": row["target"],
+                                                          "properties": row["properties"]}
+                        if neighbour["id"] not in nodes:
+                            if len(nodes) >= LINEAGE_MAX_NODES:
+                                truncated = True
+                                continue
+                            nodes[neighbour["id"]] = neighbour
+                            reached[neighbour["id"]] = neighbour["labels"][0]
+            if not reached:
+                break
+            frontier = reached
+    relationships = {rid: r for rid, r in relationships.items() if r["source"] in nodes and r["target"] in nodes}
+    return {"nodes": list(nodes.values()), "relationships": list(relationships.values()), "truncated": truncated}
+
+
+QUESTIONS = {
+    "runs-on-dataset": {"title": "Runs on this dataset version, ranked by a metric",
+                        "labels": ["DatasetVersion"], "parameters": ["node", "metric"]},
+    "designs-with-dataset": {"title": "Designs used with this dataset version", "labels": ["DatasetVersion"],
+                             "parameters": ["node"]},
+    "fine-tuned-from": {"title": "Runs and checkpoints fine-tuned from this one", "labels": ["Run", "Checkpoint"],
+                        "parameters": ["node"]},
+    "concepts-of-best-runs": {"title": "Concepts our best runs apply", "labels": [],
+                              "parameters": ["metric", "top"]},
+}
+QUESTION_LIMIT = 100
+_METRIC = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def lower_is_better(metric: str) -> bool:
+    return bool(re.search(r"(loss|mae|rmse)$", metric))
+
+
+def graph_question(*, store: GraphStore, user, name: str, node: str = "", metric: str = "val_accuracy",
+                   top: int = 10) -> dict | None:
+    """A ready-made question over the user's projects: ``{"title", "columns", "rows", "nodes"}``, with
+    nodes in rows as API nodes; None when the question's node is not visible to the user. A bad name or
+    parameter raises ValueError with a message for a person."""
+    question = QUESTIONS.get(name)
+    if question is None:
+        raise ValueError(f"Unknown question {name!r}; ask one of {', '.join(QUESTIONS)}.")
+    if "metric" in question["parameters"] and not _METRIC.match(metric):
+        raise ValueError(f"metric must be a metric name such as val_accuracy, not {metric!r}.")
+    projects = _project_ids(user)
+    params = {"projects": projects, "limit": QUESTION_LIMIT, "property": f"final_{metric}", "top": top}
+    if "node" in question["parameters"]:
+        label = label_of_key(node)
+        if label not in question["labels"]:
+            raise ValueError(f"This question needs a node of label {' or '.join(question['labels'])}, not {node!r}.")
+        if not store.run(cypher.find_node(label), {"projects": projects, "key": node}, read_only=True):
+            return None
+        params["node"] = node
+    if name in ("runs-on-dataset", "concepts-of-best-runs"):
+        statement = cypher.ranked_question(name, ascending=lower_is_better(metric))
+    elif name == "fine-tuned-from":
+        statement = cypher.fine_tuned_from(label_of_key(node))
+    else:
+        statement = cypher.DESIGNS_WITH_DATASET
+    rows = store.run(statement, params, read_only=True)
+    columns = list(rows[0].keys()) if rows else []
+    nodes: dict[str, dict] = {}
+
+    def cell(value):
+        if isinstance(value, dict) and "labels" in value and "properties" in value:
+            payload = node_payload(value)
+            nodes.setdefault(payload["id"], payload)
+            return payload
+        return value
+
+    return {"title": question["title"], "columns": columns,
+            "rows": [[cell(row[column]) for column in columns] for row in rows], "nodes": list(nodes.values())}

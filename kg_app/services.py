@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Callable
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from kg_app import cypher, projection
@@ -67,7 +67,7 @@ def outbox_catch_up(*, now=None) -> int:
         cursor, created = SyncCursor.objects.select_for_update().get_or_create(name="bypassed-save",
                                                                                defaults={"position": now})
         since = cursor.position - CATCH_UP_OVERLAP
-        runs = list(Run.objects.filter(finished_at__gte=since).values_list("id", flat=True))
+        runs = list(Run.objects.filter(Q(finished_at__gte=since) | Q(started_at__gte=since)).values_list("id", flat=True))
         checkpoints = list(Checkpoint.objects.filter(created_at__gte=since).values_list("id", flat=True))
         OutboxEvent.objects.bulk_create(
             [OutboxEvent(entity="run", object_id=str(pk)) for pk in runs]

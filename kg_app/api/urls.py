@@ -5,5 +5,8 @@ from kg_app.api import views
 urlpatterns = [
     path("search/", views.SearchView.as_view(), name="kg-search"),
     path("nodes/<path:key>/neighbourhood/", views.NeighbourhoodView.as_view(), name="kg-neighbourhood"),
+    path("paths/", views.PathsView.as_view(), name="kg-paths"),
+    path("questions/", views.QuestionListView.as_view(), name="kg-questions"),
+    path("questions/<slug:name>/", views.QuestionView.as_view(), name="kg-question"),
     path("query/", views.QueryView.as_view(), name="kg-query"),
 ]

@@ -64,6 +64,62 @@ class NeighbourhoodView(APIView):
         return Response(answer)
 
 
+class PathsView(APIView):
+    """A node's lineage: what it was made from (upstream) and what was made from it (downstream)."""
+
+    @extend_schema(parameters=[OpenApiParameter("node", str, required=True, description="a node id, e.g. run:42"),
+                               OpenApiParameter("direction", str, enum=["upstream", "downstream", "both"]),
+                               OpenApiParameter("depth", int, description=f"steps, 1 to {selectors.LINEAGE_DEPTH}")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        key = request.query_params.get("node", "")
+        direction = request.query_params.get("direction", "both")
+        depth = request.query_params.get("depth", str(selectors.LINEAGE_DEPTH))
+        if not key:
+            raise ValidationError({"node": "Give ?node=<id>, e.g. run:42 or checkpoint:7."})
+        if direction not in ("upstream", "downstream", "both"):
+            raise ValidationError({"direction": f"direction must be upstream, downstream or both, not {direction!r}."})
+        if not depth.isdigit() or not 1 <= int(depth) <= selectors.LINEAGE_DEPTH:
+            raise ValidationError({"depth": f"depth must be from 1 to {selectors.LINEAGE_DEPTH}."})
+        answer = _with_store(lambda store: selectors.graph_lineage(store=store, user=request.user, key=key,
+                                                                   direction=direction, depth=int(depth)))
+        if answer is None:
+            raise Http404
+        return Response(answer)
+
+
+class QuestionListView(APIView):
+    @extend_schema(operation_id="kg_questions_list", responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response({"questions": [{"name": name, **question} for name, question in selectors.QUESTIONS.items()]})
+
+
+class QuestionView(APIView):
+    """A ready-made question, answered over the user's projects only."""
+
+    @extend_schema(parameters=[OpenApiParameter("node", str, description="the node the question is about"),
+                               OpenApiParameter("metric", str, description="a final metric, e.g. val_accuracy"),
+                               OpenApiParameter("top", int, description="how many best runs (1 to 100)")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request, name: str):
+        params = request.query_params
+        top = params.get("top", "10")
+        if not top.isdigit() or not 1 <= int(top) <= 100:
+            raise ValidationError({"top": "top must be from 1 to 100."})
+
+        def ask(store):
+            try:
+                return selectors.graph_question(store=store, user=request.user, name=name, node=params.get("node", ""),
+                                                metric=params.get("metric", "val_accuracy"), top=int(top))
+            except ValueError as exc:
+                raise ValidationError({"detail": [str(exc)]}) from None
+
+        answer = _with_store(ask)
+        if answer is None:
+            raise Http404
+        return Response(answer)
+
+
 class QueryInput(serializers.Serializer):
     cypher = serializers.CharField(max_length=20_000, trim_whitespace=True)
     params = serializers.DictField(required=False, default=dict)

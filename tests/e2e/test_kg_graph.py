@@ -48,6 +48,16 @@ def test_search_a_run_expand_it_to_its_dataset_and_checkpoint_and_query_the_cons
     expect(page.get_by_test_id("graph-open-page")).to_have_attribute("href", f"/runs/{run_id}/")
     screenshot(page, "graph-run-expanded")
 
+    page.get_by_test_id("graph-lineage").click()
+    expect(page.get_by_test_id("graph-canvas")).to_be_visible()
+    page.wait_for_function("() => window.trainyardGraph.edges('.lineage').length >= 3")
+    screenshot(page, "graph-lineage")
+    version = page.evaluate("() => window.trainyardGraph.nodes().filter((n) => n.data('label') === 'DatasetVersion')"
+                            "[0].id()")
+    page.evaluate(f"() => window.trainyardGraph.getElementById('{version}').emit('tap')")
+    page.click("#graph-question-list button[data-question='runs-on-dataset']")
+    expect(page.get_by_test_id("graph-answer")).to_contain_text(RUN_NAME)
+
     page.fill("#graph-console-form textarea", f"MATCH (r:Run {{key: 'run:{run_id}'}})-[:PRODUCED]->(c:Checkpoint) "
                                               "RETURN r.name AS run, count(c) AS checkpoints")
     page.click("#graph-console-form button[type=submit]")

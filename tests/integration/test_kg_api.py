@@ -118,6 +118,7 @@ REFUSED = [
     "CALL dbms.procedures()",
     "CALL db.idx.fulltext.drop('Run')",
     "CALL `db`.`idx`.fulltext.createNodeIndex('Run', 'name')",
+    "UNWIND range(1, 1000000000) AS x RETURN count(x)",
 ]
 
 
@@ -142,3 +143,92 @@ def test_graph_down_answers_503_with_a_clear_message(settings, run_factory):
     client.force_authenticate(run_factory.owner)
     answer = client.get("/api/kg/search/", {"q": "x"})
     assert answer.status_code == 503 and "unreachable" in answer.json()["detail"]
+
+
+def test_a_runaway_query_is_stopped_by_the_time_limit_while_other_reads_stay_fast(world, graph, falkordb_server,
+                                                                                  run_factory):
+    import threading
+    import time
+
+    from kg_app import selectors
+
+    outcome = {}
+
+    def runaway():
+        with get_graph_store(falkordb_server, graph_name=graph._graph_name) as console_store:
+            started = time.perf_counter()
+            try:
+                selectors.graph_query(store=console_store, params={},
+                                      statement="MATCH (a), (b), (c), (d), (e) RETURN count(*) AS c")
+            except selectors.QueryRefused as exc:
+                outcome["refused"] = str(exc)
+            outcome["seconds"] = time.perf_counter() - started
+
+    thread = threading.Thread(target=runaway)
+    thread.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    nodes = selectors.graph_search(store=graph, user=run_factory.owner, query="ddp")
+    assert time.perf_counter() - started < 1.0 and nodes
+    thread.join(timeout=30)
+    assert "longer than 5 s" in outcome["refused"] and outcome["seconds"] < selectors.QUERY_TIMEOUT_S + 3
+
+
+def test_lineage_of_a_checkpoint_goes_up_to_its_datasets_and_down_to_fine_tuned_runs(graph, run_factory):
+    from trainer_app.models import Checkpoint
+
+    parent = run_factory(name="parent")
+    checkpoint = Checkpoint.objects.create(run=parent, epoch=1, step=3, path="p.safetensors")
+    child = run_factory(name="child", fine_tuned_from=parent)
+    graph_sync(store=graph)
+    client = APIClient()
+    client.force_authenticate(run_factory.owner)
+    up = client.get("/api/kg/paths/", {"node": f"checkpoint:{checkpoint.pk}", "direction": "upstream"}).json()
+    assert {n["id"] for n in up["nodes"]} == {f"checkpoint:{checkpoint.pk}", f"run:{parent.pk}",
+                                              f"datasetversion:{parent.dataset_id}", f"design:{parent.design_id}",
+                                              f"dataset:{parent.project_id}:d"}
+    down = client.get("/api/kg/paths/", {"node": f"run:{parent.pk}", "direction": "downstream"}).json()
+    assert {n["id"] for n in down["nodes"]} == {f"run:{parent.pk}", f"checkpoint:{checkpoint.pk}", f"run:{child.pk}"}
+    assert {(r["source"], r["type"], r["target"]) for r in down["relationships"]} == {
+        (f"run:{parent.pk}", "PRODUCED", f"checkpoint:{checkpoint.pk}"),
+        (f"run:{child.pk}", "FINE_TUNED_FROM", f"run:{parent.pk}")}
+    both = client.get("/api/kg/paths/", {"node": f"run:{parent.pk}"}).json()
+    assert {n["id"] for n in both["nodes"]} == {n["id"] for n in up["nodes"] + down["nodes"]}
+    assert client.get("/api/kg/paths/", {"node": "run:999999"}).status_code == 404
+    assert client.get("/api/kg/paths/", {"node": f"run:{parent.pk}", "direction": "sideways"}).status_code == 400
+
+
+def test_ready_made_questions_answer_over_my_projects(graph, run_factory, user_factory, project_factory):
+    from trainer_app.models import Checkpoint
+
+    good = run_factory(name="good", summary={"val_accuracy": 0.9, "val_loss": 0.1}, config={"optimizer": "adamw"})
+    bad = run_factory(name="bad", summary={"val_accuracy": 0.5, "val_loss": 0.7}, config={"optimizer": "sgd"})
+    checkpoint = Checkpoint.objects.create(run=good, epoch=1, step=3, path="g.safetensors")
+    child = run_factory(name="child", fine_tuned_from=good)
+    graph_sync(store=graph)
+    client = APIClient()
+    client.force_authenticate(run_factory.owner)
+    version = f"datasetversion:{good.dataset_id}"
+
+    def ask(name, **params):
+        answer = client.get(f"/api/kg/questions/{name}/", params)
+        assert answer.status_code == 200, answer.content
+        return answer.json()
+
+    ranked = ask("runs-on-dataset", node=version, metric="val_accuracy")
+    assert [(row[0]["id"], row[1]) for row in ranked["rows"]] == [(f"run:{good.pk}", 0.9), (f"run:{bad.pk}", 0.5)]
+    by_loss = ask("runs-on-dataset", node=version, metric="val_loss")  # lower is better
+    assert [row[0]["id"] for row in by_loss["rows"]] == [f"run:{good.pk}", f"run:{bad.pk}"]
+    assert [row[0]["id"] for row in ask("fine-tuned-from", node=f"checkpoint:{checkpoint.pk}")["rows"]] == [
+        f"run:{child.pk}"]
+    best = ask("concepts-of-best-runs", metric="val_accuracy", top=1)
+    assert {row[0]["id"] for row in best["rows"]} == {"concept:adamw", "concept:mlp"}
+    assert ask("designs-with-dataset", node=version)["rows"][0][1] == 3
+    assert client.get("/api/kg/questions/runs-on-dataset/", {"node": f"run:{good.pk}"}).status_code == 400
+    assert client.get("/api/kg/questions/nonsense/").status_code == 400
+    assert client.get("/api/kg/questions/runs-on-dataset/", {"node": version, "metric": "x') //"}).status_code == 400
+    assert len(client.get("/api/kg/questions/").json()["questions"]) == 4
+    stranger = APIClient()
+    stranger.force_authenticate(user_factory("outsider"))
+    assert stranger.get("/api/kg/questions/runs-on-dataset/", {"node": version}).status_code == 404
+    assert stranger.get("/api/kg/questions/concepts-of-best-runs/").json()["rows"] == []

@@ -9,7 +9,8 @@ const COLOURS = {
 };
 const config = JSON.parse(document.getElementById("graph-config").textContent);
 const element = document.getElementById("graph-canvas");
-const state = { nextSkip: {}, hidden: new Set(), selected: null };
+const state = { nextSkip: {}, hidden: new Set(), hiddenTypes: new Set(), selected: null, questions: [] };
+const SAVED_VIEWS = "trainyard.graph.views";
 let cy = null;
 
 function labelOf(node) { return (node.labels || [])[0] || "Node"; }
@@ -52,8 +53,8 @@ function addRelationships(relationships) {
   return cy.add(added);
 }
 
-function relayout() {
-  const name = document.getElementById("graph-layout-name").value;
+function relayout(layoutName) {
+  const name = typeof layoutName === "string" ? layoutName : document.getElementById("graph-layout-name").value;
   applyFilters();
   cy.layout({ name, animate: false, fit: true, padding: 30, directed: true, nodeDimensionsIncludeLabels: true }).run();
 }
@@ -94,6 +95,7 @@ function select(id) {
   link.hidden = !url;
   if (url) link.href = url;
   document.getElementById("graph-more").hidden = !state.nextSkip[id];
+  renderQuestions();
   const table = document.getElementById("graph-properties");
   table.replaceChildren();
   for (const [name, value] of Object.entries(node.data("properties")).sort()) {
@@ -117,6 +119,30 @@ function collapse(id) {
 
 function applyFilters() {
   cy.nodes().forEach((node) => node.style("display", state.hidden.has(node.data("label")) ? "none" : "element"));
+  cy.edges().forEach((edge) => edge.style("display", state.hiddenTypes.has(edge.data("type")) ? "none" : "element"));
+  updateTypeFilters();
+}
+
+// One checkbox per relationship type on the canvas.
+function updateTypeFilters() {
+  const box = document.getElementById("graph-types");
+  const types = [...new Set(cy.edges().map((edge) => edge.data("type")))].sort();
+  const shown = [...box.querySelectorAll("input")].map((input) => input.dataset.type);
+  if (types.join() === shown.join()) return;
+  box.replaceChildren();
+  for (const type of types) {
+    const item = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = !state.hiddenTypes.has(type);
+    input.dataset.type = type;
+    input.addEventListener("change", () => {
+      if (input.checked) state.hiddenTypes.delete(type); else state.hiddenTypes.add(type);
+      applyFilters();
+    });
+    item.append(input, document.createTextNode(type));
+    box.appendChild(item);
+  }
 }
 
 function buildLegend() {
@@ -215,6 +241,108 @@ function setUpConsole() {
   });
 }
 
+async function lineage(id) {
+  showError("");
+  try {
+    const answer = await getJson(`/api/kg/paths/?node=${encodeURIComponent(id)}&direction=both`);
+    addNodes(answer.nodes);
+    addRelationships(answer.relationships);
+    cy.elements().removeClass("lineage");
+    const ids = new Set([...answer.nodes.map((node) => node.id), ...answer.relationships.map((edge) => edge.id)]);
+    cy.elements().filter((element) => ids.has(element.id())).addClass("lineage");
+    document.getElementById("graph-layout-name").value = "breadthfirst";
+    relayout("breadthfirst");
+    select(id);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function nodeButton(node) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.dataset.node = node.id;
+  button.textContent = node.properties.name || node.id;
+  button.addEventListener("click", () => { addNodes([node]); expand(node.id); });
+  return button;
+}
+
+function renderQuestions() {
+  const list = document.getElementById("graph-question-list");
+  const label = state.selected ? cy.getElementById(state.selected).data("label") : null;
+  list.replaceChildren();
+  for (const question of state.questions) {
+    if (question.labels.length && !question.labels.includes(label)) continue;
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.question = question.name;
+    button.textContent = question.title;
+    button.addEventListener("click", () => ask(question));
+    item.appendChild(button);
+    list.appendChild(item);
+  }
+}
+
+async function ask(question) {
+  const result = document.getElementById("graph-answer");
+  const params = new URLSearchParams({ metric: document.getElementById("graph-metric").value.trim() || "val_accuracy" });
+  if (question.parameters.includes("node")) params.set("node", state.selected);
+  try {
+    const answer = await getJson(`/api/kg/questions/${question.name}/?${params}`);
+    if (!answer.rows.length) { result.textContent = "No answer yet: nothing in your projects matches."; return; }
+    const table = document.createElement("table");
+    table.className = "table";
+    const head = table.createTHead().insertRow();
+    for (const column of answer.columns) { const th = document.createElement("th"); th.textContent = column; head.appendChild(th); }
+    const body = table.createTBody();
+    for (const row of answer.rows) {
+      const line = body.insertRow();
+      for (const value of row) {
+        const cell = line.insertCell();
+        if (value && value.id && value.labels) cell.appendChild(nodeButton(value));
+        else cell.textContent = value === null ? "" : typeof value === "number" ? String(+value.toPrecision(4)) : String(value);
+      }
+    }
+    result.replaceChildren(table);
+  } catch (error) {
+    result.textContent = error.message;
+  }
+}
+
+function savedViews() {
+  try { return JSON.parse(localStorage.getItem(SAVED_VIEWS) || "{}"); } catch (error) { return {}; }
+}
+
+function listSavedViews() {
+  const select = document.getElementById("graph-saved");
+  select.replaceChildren(new Option("Saved views…", ""));
+  for (const name of Object.keys(savedViews()).sort()) select.appendChild(new Option(name, name));
+}
+
+function saveView() {
+  const name = (window.prompt("Save this view as:") || "").trim();
+  if (!name) return;
+  const views = savedViews();
+  views[name] = { elements: cy.elements().jsons().map(({ group, data, position }) => ({ group, data, position })),
+                  zoom: cy.zoom(), pan: cy.pan(), layout: document.getElementById("graph-layout-name").value };
+  localStorage.setItem(SAVED_VIEWS, JSON.stringify(views));
+  listSavedViews();
+  document.getElementById("graph-saved").value = name;
+}
+
+function restoreView(name) {
+  const view = savedViews()[name];
+  if (!view) return;
+  cy.elements().remove();
+  cy.add(view.elements);
+  cy.nodes().forEach((node) => { const saved = view.elements.find((e) => e.data.id === node.id()); if (saved) node.position(saved.position); });
+  cy.zoom(view.zoom);
+  cy.pan(view.pan);
+  document.getElementById("graph-layout-name").value = view.layout || "cose";
+  applyFilters();
+}
+
 function start() {
   if (!element || !window.cytoscape) return;
   cy = window.cytoscape({
@@ -224,6 +352,7 @@ function start() {
       { selector: "node", style: { "background-color": "data(colour)", label: "data(caption)", "font-size": 10,
         "text-valign": "bottom", "text-margin-y": 4, width: 22, height: 22, "text-max-width": 120, "text-wrap": "ellipsis" } },
       { selector: "node[?expanded]", style: { "border-width": 3, "border-color": "#1c2230" } },
+      { selector: ".lineage", style: { "line-color": "#f59e0b", "target-arrow-color": "#f59e0b", width: 2.5 } },
       { selector: "node:selected", style: { "border-width": 4, "border-color": "#f59e0b" } },
       { selector: "edge", style: { width: 1.5, "line-color": "#c8ced8", "target-arrow-color": "#c8ced8",
         "target-arrow-shape": "triangle", "curve-style": "bezier", label: "data(type)", "font-size": 8,
@@ -246,6 +375,12 @@ function start() {
   document.getElementById("graph-clear").addEventListener("click", () => { cy.elements().remove(); state.nextSkip = {}; });
   document.getElementById("graph-more").addEventListener("click", () => state.selected && expand(state.selected, { more: true }));
   document.getElementById("graph-collapse").addEventListener("click", () => state.selected && collapse(state.selected));
+  document.getElementById("graph-lineage").addEventListener("click", () => state.selected && lineage(state.selected));
+  document.getElementById("graph-save").addEventListener("click", saveView);
+  document.getElementById("graph-saved").addEventListener("change", (event) => restoreView(event.target.value));
+  listSavedViews();
+  getJson("/api/kg/questions/").then((answer) => { state.questions = answer.questions; renderQuestions(); })
+    .catch((error) => showError(error.message));
   setUpConsole();
   if (config.start) expand(config.start);
 }
