@@ -39,6 +39,8 @@ def graph_search(*, store: GraphStore, user, query: str, limit: int = SEARCH_LIM
     labels = {label.lower(): label for label in NODE_LABELS}
     if query.lower() in labels:
         rows = store.run(cypher.search_label(labels[query.lower()]), params, read_only=True)
+    elif label_of_key(query):  # an id goes straight to its label's index
+        rows = store.run(cypher.find_node(label_of_key(query)), {**params, "key": query}, read_only=True)
     else:
         rows = store.run(cypher.SEARCH, {**params, "query": query, "needle": query.lower()}, read_only=True)
     return [node_payload(row["n"]) for row in rows]
