@@ -55,6 +55,8 @@ def test_an_htmx_post_carries_the_csrf_token_and_creates_a_project(page, stack):
 
 def test_a_script_post_without_the_token_is_refused(page, stack):
     sign_in(page, stack)
+    expect(page.get_by_test_id("current-user")).to_be_visible()
+    page.wait_for_function("window.trainyard && window.trainyard.apiFetch")  # the module has run
     statuses = page.evaluate("""async () => {
         const body = new URLSearchParams({name: "sneaky"});
         const bare = await fetch("/projects/new/", {method: "POST", body});
