@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-SYNC_EVERY_S = 2.0
+SYNC_EVERY_S = 1.0
 
 
 class KgAppConfig(AppConfig):

@@ -19,7 +19,8 @@ class OutboxEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["processed_at", "id"], name="kg_outbox_pending")]
+        indexes = [models.Index(fields=["processed_at", "id"], name="kg_outbox_pending"),
+                   models.Index(fields=["entity", "object_id", "created_at"], name="kg_outbox_object")]
 
     def __str__(self) -> str:
         return f"{self.entity} {self.object_id}"

@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Callable
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import CharField, Exists, F, OuterRef, Q
+from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
 
 from kg_app import cypher, projection
@@ -21,6 +22,9 @@ REBUILD_CHUNK = 2000
 # Changes that bypass save() are found by timestamp; a transaction that commits late can carry an
 # earlier timestamp than the cursor, so each scan looks this far back (replays are harmless).
 CATCH_UP_OVERLAP = timedelta(seconds=10)
+CATCH_UP_CURSOR = "bypassed-save"
+# Processed events are kept a week for inspection (Django admin), then deleted by the sync.
+OUTBOX_KEEP = timedelta(days=7)
 
 
 def _entities() -> dict[str, tuple[Callable, str, Callable]]:
@@ -30,15 +34,26 @@ def _entities() -> dict[str, tuple[Callable, str, Callable]]:
 
     return {
         "project": (lambda: Project.objects.all(), "Project", projection.add_project),
-        "dataset": (lambda: Dataset.objects.all(), "DatasetVersion", projection.add_dataset),
+        "dataset": (lambda: Dataset.objects.only(*DATASET_COLUMNS), "DatasetVersion", projection.add_dataset),
         "design": (lambda: ModelDesign.objects.all(), "ModelDesign", projection.add_design),
-        "run": (lambda: Run.objects.select_related("design", "created_by", "worker"), "Run", projection.add_run),
-        "checkpoint": (lambda: Checkpoint.objects.select_related("run"), "Checkpoint", projection.add_checkpoint),
+        # Only the columns the projection reads: logs, confusion matrices and dataset statistics are
+        # large JSON whose decoding dominated the rebuild.
+        "run": (lambda: Run.objects.select_related("design", "created_by", "worker").only(*RUN_COLUMNS), "Run",
+                projection.add_run),
+        "checkpoint": (lambda: Checkpoint.objects.select_related("run").only(
+            "id", "epoch", "step", "best", "created_at", "run__id", "run__name", "run__project_id"),
+            "Checkpoint", projection.add_checkpoint),
         "worker": (lambda: Worker.objects.all(), "Worker", projection.add_worker),
         "concept": (lambda: Concept.objects.all(), "Concept", projection.add_admin_concept),
     }
 
 
+RUN_COLUMNS = ("id", "name", "status", "kind", "config", "resources", "summary", "init", "project_id", "dataset_id",
+               "design_id", "created_by_id", "worker_id", "fine_tuned_from_id", "init_weights_id", "created_at",
+               "finished_at", "design__id", "design__spec", "created_by__id", "created_by__username",
+               "worker__id", "worker__name", "worker__hostname", "worker__status")
+DATASET_COLUMNS = ("id", "project_id", "name", "version", "status", "task", "modality", "num_samples", "num_classes",
+                   "sha256", "created_at")
 ENTITIES = ("project", "dataset", "design", "run", "checkpoint", "worker", "concept")
 
 
@@ -64,17 +79,28 @@ def outbox_catch_up(*, now=None) -> int:
 
     now = now or timezone.now()
     with transaction.atomic():
-        cursor, created = SyncCursor.objects.select_for_update().get_or_create(name="bypassed-save",
+        cursor, created = SyncCursor.objects.select_for_update().get_or_create(name=CATCH_UP_CURSOR,
                                                                                defaults={"position": now})
         since = cursor.position - CATCH_UP_OVERLAP
-        runs = list(Run.objects.filter(Q(finished_at__gte=since) | Q(started_at__gte=since)).values_list("id", flat=True))
-        checkpoints = list(Checkpoint.objects.filter(created_at__gte=since).values_list("id", flat=True))
+        run_changed = Greatest(Coalesce("finished_at", "started_at"), Coalesce("started_at", "finished_at"))
+        runs = list(Run.objects.filter(Q(finished_at__gte=since) | Q(started_at__gte=since))
+                    .annotate(changed=run_changed).exclude(_has_event("run", "changed"))
+                    .values_list("id", flat=True))
+        checkpoints = list(Checkpoint.objects.filter(created_at__gte=since).exclude(_has_event("checkpoint", "created_at"))
+                           .values_list("id", flat=True))
         OutboxEvent.objects.bulk_create(
             [OutboxEvent(entity="run", object_id=str(pk)) for pk in runs]
             + [OutboxEvent(entity="checkpoint", object_id=str(pk)) for pk in checkpoints])
         cursor.position = now
         cursor.save(update_fields=["position"])
     return len(runs) + len(checkpoints)
+
+
+def _has_event(entity: str, changed_at: str) -> Exists:
+    """The object already has an event written at or after its change (by a signal, or by an earlier
+    scan within the overlap): no need for another."""
+    return Exists(OutboxEvent.objects.filter(entity=entity, object_id=Cast(OuterRef("pk"), CharField()),
+                                             created_at__gte=OuterRef(changed_at)))
 
 
 def outbox_drain(*, store: GraphStore, batch_size: int = DRAIN_BATCH, max_batches: int = 20) -> int:
@@ -140,6 +166,7 @@ def graph_rebuild(*, store: GraphStore) -> dict[str, int]:
                 batch = projection.GraphBatch()
         projection.graph_write(store, batch)
     OutboxEvent.objects.filter(processed_at__isnull=True, created_at__lte=started).update(processed_at=timezone.now())
+    SyncCursor.objects.update_or_create(name=CATCH_UP_CURSOR, defaults={"position": started})
     return graph_counts(store=store)
 
 
@@ -172,6 +199,7 @@ def graph_sync(*, store: GraphStore | None = None) -> dict:
             _prepared.add(identity)
         caught_up = outbox_catch_up()
         synced = outbox_drain(store=store)
+        OutboxEvent.objects.filter(processed_at__lt=timezone.now() - OUTBOX_KEEP).delete()
         return {"ok": True, "synced": synced, "caught_up": caught_up}
     except GraphStoreError as exc:
         _prepared.discard(identity)  # a server that comes back may be a fresh one without the schema
