@@ -62,9 +62,10 @@ def _read_series(run_id: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         import psycopg
 
         connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:  # binary results: Django's cursor reads text
+        # binary results (Django's cursor reads text); never prepared: the best plan depends on the series' length
+        with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(f"SELECT string_agg(int8send(step) || float8send(value), ''::bytea) "
-                           f"FROM ({series}) AS series", [run_id, name], binary=True)
+                           f"FROM ({series}) AS series", [run_id, name], binary=True, prepare=False)
             packed = cursor.fetchone()[0] or b""
         rows = np.frombuffer(packed, dtype=_PACKED_POINT)
         steps, values = rows["step"].astype(np.float64), rows["value"].astype(np.float64)
