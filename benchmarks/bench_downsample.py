@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
+import harness
 
 SPIKES = 20
 POINTS = 2000
@@ -85,8 +85,8 @@ def populate(points: int) -> dict:
     return {"fixtures": fixtures, "run": run, "populated_s": time.perf_counter() - started}
 
 
-SUGGESTED_INDEX = ("CREATE INDEX IF NOT EXISTS bench_metricpoint_series ON trainer_app_metricpoint (run_id, name, step) "
-                   "INCLUDE (value)")
+SUGGESTED_INDEX = ("CREATE INDEX IF NOT EXISTS bench_metricpoint_series ON trainer_app_metricpoint "
+                   "(run_id, name, step) INCLUDE (value)")
 
 
 def suggested_index(create: bool) -> None:
@@ -229,7 +229,7 @@ def run_child(backend: str, points: int, calls: int, fresh: bool, with_index: bo
         command.append("--fresh")
     if with_index:
         command.append("--suggested-index")
-    process = subprocess.run(command, cwd=harness.REPO, capture_output=True, text=True, timeout=1800)
+    process = subprocess.run(command, cwd=harness.REPO, capture_output=True, text=True, timeout=1800, check=False)
     if process.returncode != 0:
         raise RuntimeError(f"{backend} child failed:\n{process.stderr[-3000:]}")
     return json.loads(process.stdout.strip().splitlines()[-1])
@@ -271,7 +271,7 @@ def main() -> None:
         ours[variant] = result = run_child(backend, points, calls, args.fresh and not with_index, with_index)
         populated = result["populated_s"]
         print(f"[{variant}] run with {result['points']:,} train_loss points "
-              f"({'populated in %.0f s' % populated if populated else 'reused'}; child took "
+              f"({f'populated in {populated:.0f} s' if populated else 'reused'}; child took "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
         for label, samples in result["ms"].items():
             print(f"[{variant}] {label:20} {harness.describe(samples)}; spikes kept "

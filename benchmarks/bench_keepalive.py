@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
+import harness
 
 
 def alternate(port: int, path: str, headers: dict, calls: int) -> tuple[list[float], list[float]]:

@@ -25,7 +25,7 @@ import argparse
 import hashlib
 import http.client
 import json
-import os
+import math
 import random
 import subprocess
 import sys
@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
+import harness
 
 METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
            "test_macro_f1", "lr", "samples_per_s", "cpu_percent", "ram_mb", "gpu0_util", "gpu0_mem_mb",
@@ -193,22 +193,22 @@ def child(backend: str, runs: int, calls: int, with_indexes: bool) -> dict:
         for mode, grouped in (("grouped", True), ("per_run", False)):
             query = f"dataset={dataset.pk}&metric=test_accuracy&aggregate=best&group={'seed' if grouped else 'none'}"
 
-            def selector():
+            def selector(grouped=grouped):
                 board = leaderboard(user=user, dataset=dataset, metric="test_accuracy", aggregate="best",
                                     group_seeds=grouped, offset=0, limit=PAGE)
                 assert len(board.rows) == PAGE
                 return board
 
-            def in_process():
+            def in_process(query=query):
                 response = client.get(f"/api/leaderboards/?{query}")
                 assert response.status_code == 200, response.content[:300]
 
             board = selector()
-            for function in (selector, in_process, lambda: over_http(query)):  # warm-up
+            for function in (selector, in_process, lambda query=query: over_http(query)):  # warm-up
                 function()
             figures, loads = {}, []
             for label, function in (("selector", selector), ("api_in_process", in_process),
-                                    ("api_http", lambda: over_http(query))):
+                                    ("api_http", lambda query=query: over_http(query))):
                 harness.wait_quiet(2.0)
                 connection.close()  # uvicorn drops a connection idle for 5 s: start this block kept-alive
                 over_http(query)
@@ -377,7 +377,7 @@ def run_child(backend: str, runs: int, calls: int, fresh: bool, with_indexes: bo
         command.append("--fresh")
     if with_indexes:
         command.append("--suggested-indexes")
-    process = subprocess.run(command, cwd=harness.REPO, capture_output=True, text=True, timeout=1800)
+    process = subprocess.run(command, cwd=harness.REPO, capture_output=True, text=True, timeout=1800, check=False)
     if process.returncode != 0:
         raise RuntimeError(f"{backend} child failed:\n{process.stderr[-3000:]}")
     return json.loads(process.stdout.strip().splitlines()[-1])
@@ -420,7 +420,7 @@ def main() -> None:
         ours[backend] = run_child(backend, sizes[backend], calls, args.fresh, False)
         populated = ours[backend]["populated_s"]
         print(f"[{backend}] {sizes[backend]:,} runs x {len(METRICS)} metrics "
-              f"({'populated in %.0f s' % populated if populated else 'reused'}; child took "
+              f"({f'populated in {populated:.0f} s' if populated else 'reused'}; child took "
               f"{time.perf_counter() - started:.0f} s)", flush=True)
         print_ours(backend, ours[backend])
         if args.suggested_indexes and backend == "postgres":
@@ -445,8 +445,8 @@ def main() -> None:
             per_run = harness.percentile(result["per_run"]["ms"][label], 95)
             mlflow = (harness.percentile(theirs[backend][mlflow_label], 95)
                       if backend in theirs and mlflow_label else float("nan"))
-            ratio = f"{mlflow / per_run:.0f}x" if mlflow == mlflow else "—"
-            mlflow_text = f"{mlflow:,.1f} ms" if mlflow == mlflow else "—"
+            ratio = "—" if math.isnan(mlflow) else f"{mlflow / per_run:.0f}x"
+            mlflow_text = "—" if math.isnan(mlflow) else f"{mlflow:,.1f} ms"
             print(f"| {variant} | {result['runs']:,} | {label} | {grouped:.1f} ms | {per_run:.1f} ms | "
                   f"{mlflow_text} | {ratio} |")
         worst = {mode: harness.percentile(result[mode]["ms"]["api_in_process"], 95) for mode in ("grouped", "per_run")}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import harness  # noqa: E402
+import harness
 
 NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "samples_per_s", "cpu_percent",
          "ram_mb", "gpu0_util", "gpu0_mem_mb")

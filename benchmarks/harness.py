@@ -12,6 +12,7 @@ Servers we start are stopped by their own process group, never by name.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -188,7 +190,7 @@ class LoadMonitor:
     """Context manager: `.foreign` = average cores used by other people's processes, `.own` by ours,
     `.services` by the shared redis-server and PostgreSQL's background processes (ours and theirs)."""
 
-    own_databases: set[str] = set()
+    own_databases: ClassVar[set[str]] = set()
 
     def __enter__(self):
         self._started = time.monotonic()
@@ -366,11 +368,8 @@ def mlflow_store_uri(backend: str, tag: str, *, fresh: bool) -> str:
         name = f"mlflow_bench_{tag}"
         ensure_pg_database(name, fresh=fresh)
         LoadMonitor.own_databases.add(name)
-        try:  # the driver peer-bench measured MLflow with
-            import psycopg2  # noqa: F401
-            driver = "psycopg2"
-        except ImportError:
-            driver = "psycopg"
+        # the driver peer-bench measured MLflow with, when it is installed
+        driver = "psycopg2" if importlib.util.find_spec("psycopg2") else "psycopg"
         return f"postgresql+{driver}://postgres@127.0.0.1:5432/{name}"
     path = scratch_dir() / f"mlflow_{tag}.db"
     if fresh:
@@ -380,11 +379,7 @@ def mlflow_store_uri(backend: str, tag: str, *, fresh: bool) -> str:
 
 
 def mlflow_available() -> bool:
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("mlflow") is not None
 
 
 # ----------------------------------------------------------------------------- fixture rows
@@ -393,7 +388,15 @@ def bench_fixtures(tag: str) -> dict:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from trainer_app.models import Dataset, DatasetStatus, Membership, ModelDesign, Project, Queue, Role
+    from trainer_app.models import (
+        Dataset,
+        DatasetStatus,
+        Membership,
+        ModelDesign,
+        Project,
+        Queue,
+        Role,
+    )
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
     token, _ = Token.objects.get_or_create(user=user)

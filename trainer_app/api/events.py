@@ -11,11 +11,13 @@ import asyncio
 import bisect
 import json
 import re
+from typing import ClassVar
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
+from redis.exceptions import RedisError
 
 from trainer_app.models import FINAL_STATUSES, Run
 from trainer_app.streams import run_stream_key
@@ -143,7 +145,7 @@ class _StreamTail:
     """
 
     KEEP = 5_000
-    _open: dict[tuple[asyncio.AbstractEventLoop, str], _StreamTail] = {}
+    _open: ClassVar[dict[tuple[asyncio.AbstractEventLoop, str], _StreamTail]] = {}
 
     def __init__(self, key: str, cursor: str):
         self.key = key
@@ -201,7 +203,7 @@ class _StreamTail:
                 self._notify()
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # Redis went away: the viewers' streams end, browsers reconnect
+        except (RedisError, OSError) as error:  # Redis went away: the viewers' streams end, browsers reconnect
             self.error = error
             self._notify()
         finally:
