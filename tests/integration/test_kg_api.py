@@ -112,6 +112,8 @@ REFUSED = [
     "MATCH (n:Concept) REMOVE n.name",
     "CREATE INDEX FOR (n:Evil) ON (n.key)",
     "DROP INDEX ON :Run(key)",
+    "CREATE CONSTRAINT evil IF NOT EXISTS FOR (n:Run) REQUIRE n.name IS UNIQUE",
+    "DROP CONSTRAINT evil",
     "MATCH (n) CALL { CREATE (:Evil) } RETURN 1",
     "LOAD CSV FROM 'http://example.com/x.csv' AS row RETURN row",
     "LOAD /* hidden */ csv FROM 'file:///etc/passwd' AS row RETURN row",
