@@ -117,6 +117,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 WORKER_HEARTBEAT_SECONDS = 5
 RUN_HEARTBEAT_SECONDS = 5
 RUN_LEASE_SECONDS = 30  # a run whose supervisor has not renewed its lease for this long is lost
+SSE_HEARTBEAT_SECONDS = 15  # a quiet event stream says the run's status this often, and ends once it is final
 RUN_STREAM_TTL_SECONDS = 24 * 3600  # a finished run's stream is dropped a day after SQL has it all
 RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
 WORKER_OFFLINE_AFTER_SECONDS = 20

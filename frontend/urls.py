@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontend.views import auth, datasets, graph, launch, leaderboards, models, pages, runs
+from frontend.views import auth, compare, datasets, graph, launch, leaderboards, models, pages, runs
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("models/<int:design_id>/", models.model_detail, name="model-detail"),
     path("runs/", runs.run_list, name="runs"),
     path("runs/new/", launch.run_launch, name="run-launch"),
+    path("runs/compare/", compare.run_compare, name="run-compare"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("sweeps/", pages.sweeps, name="sweeps"),
     path("leaderboards/", leaderboards.leaderboard_page, name="leaderboards"),

@@ -74,3 +74,25 @@ def test_a_malformed_last_event_id_is_a_400_that_says_the_form(stream, run_facto
     client.force_login(run_factory.owner)
     response = asyncio.run(client.get(f"/api/runs/{run.pk}/events/", headers={"Last-Event-ID": "yesterday"}))
     assert response.status_code == 400 and "1700000000000-0" in response.json()["detail"]
+
+
+def test_a_quiet_stream_sends_heartbeats_and_ends_when_the_run_is_final(stream, run_factory, settings):
+    """Catches a socket timeout shorter than the blocking read, which broke every quiet stream."""
+    from trainer_app.models import Run, RunStatus
+
+    settings.SSE_HEARTBEAT_SECONDS = 6  # longer than redis-py's default 5 s socket timeout
+    run, ids = stream
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    client = AsyncClient()
+    client.force_login(run_factory.owner)
+
+    async def until_end():
+        response = await client.get(f"/api/runs/{run.pk}/events/", headers={"Last-Event-ID": ids[-1]})
+        text = ""
+        async for chunk in response.streaming_content:
+            text += chunk.decode() if isinstance(chunk, bytes) else chunk
+        return text
+
+    text = asyncio.run(asyncio.wait_for(until_end(), timeout=20))
+    assert "event: heartbeat" in text and '"status": "succeeded"' in text and text.rstrip().endswith("data: {}")
+    assert "event: metrics" not in text  # nothing replayed before the Last-Event-ID

@@ -100,7 +100,7 @@ async def _stream(run_id: int, cursor: str):
                 continue
             changed = tail.changed
             try:
-                await asyncio.wait_for(changed.wait(), BLOCK_MS / 1000)
+                await asyncio.wait_for(changed.wait(), settings.SSE_HEARTBEAT_SECONDS)
             except TimeoutError:
                 status = await sync_to_async(_run_status)(run_id)
                 yield f"event: heartbeat\ndata: {json.dumps({'status': status})}\n\n"
@@ -186,7 +186,9 @@ class _StreamTail:
         return self.entry_ids[-1], self.texts[start:]
 
     async def _read(self, cursor: str) -> None:
-        client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=3)
+        # The blocking XREAD waits up to BLOCK_MS: the socket must wait longer than that, or redis-py's
+        # default 5 s socket timeout ends every quiet read with an error (and every viewer's stream).
+        client = aioredis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=BLOCK_MS / 1000 + 10)
         try:
             while True:
                 answer = await client.xread({self.key: cursor}, count=BATCH, block=BLOCK_MS)

@@ -15,6 +15,7 @@ from trainer_app import selectors
 from trainer_app.api.datasets import _project_for
 from trainer_app.api.errors import conflict
 from trainer_app.models import Checkpoint, Run, WeightsFile
+from trainer_app.selectors.compare import MAX_COMPARED, compare_metric_names, compare_runs
 from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.selectors.run_filters import RunFilterError, filter_runs, order_runs
 from trainer_app.services import runs as run_services
@@ -221,3 +222,36 @@ class CheckpointDownloadView(APIView):
             raise Http404("That checkpoint's file is gone (only the last few and the best are kept).")
         return FileResponse(open(path, "rb"), as_attachment=True,
                             filename=f"run{run.pk}-step{checkpoint.step}.safetensors")
+
+
+def parse_run_ids(value: str) -> list[int]:
+    parts = [part.strip() for part in (value or "").split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ValidationError({"runs": "Give ?runs= as run ids separated by commas, e.g. runs=12,15,19."})
+    if len(parts) > MAX_COMPARED:
+        raise ValidationError({"runs": f"Compare at most {MAX_COMPARED} runs at once."})
+    return list(dict.fromkeys(int(part) for part in parts))
+
+
+class RunCompareView(APIView):
+    """Any number of runs side by side: hyperparameters (which vary), one metric's curves, final values.
+    A run the user cannot see makes the whole answer a 404 that names none of them."""
+
+    @extend_schema(parameters=[OpenApiParameter("runs", str, required=True),
+                               OpenApiParameter("metric", str, required=False),
+                               OpenApiParameter("points", int, required=False)], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        run_ids = parse_run_ids(request.query_params.get("runs", ""))
+        available = compare_metric_names(run_ids=run_ids)
+        metric = request.query_params.get("metric") or ("val_loss" if "val_loss" in available else
+                                                        (available[0] if available else "val_loss"))
+        if available and metric not in available:
+            raise ValidationError({"metric": f"Unknown metric {metric!r} for these runs; they report: "
+                                             f"{', '.join(available)}."})
+        raw_points = request.query_params.get("points", "1000")
+        if not raw_points.isdigit() or not 2 <= int(raw_points) <= MAX_POINTS:
+            raise ValidationError({"points": f"points must be from 2 to {MAX_POINTS}, not {raw_points!r}."})
+        result = compare_runs(user=request.user, run_ids=run_ids, metric=metric, points=int(raw_points))
+        if result is None:
+            raise NotFound("Some of those runs do not exist or are not in your projects.")
+        return Response({**result, "metrics": available})

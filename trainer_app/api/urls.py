@@ -23,6 +23,7 @@ urlpatterns = [
     path("weights/", weights.WeightsListView.as_view(), name="api-weights"),
     path("runs/", runs.RunListView.as_view(), name="api-runs"),
     path("runs/bulk/", runs.RunBulkView.as_view(), name="api-runs-bulk"),
+    path("runs/compare/", runs.RunCompareView.as_view(), name="api-runs-compare"),
     path("runs/<int:run_id>/", runs.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:run_id>/cancel/", runs.RunCancelView.as_view(), name="api-run-cancel"),
     path("runs/<int:run_id>/resume/", runs.RunResumeView.as_view(), name="api-run-resume"),
