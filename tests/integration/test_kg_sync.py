@@ -143,3 +143,27 @@ def test_schema_and_ontology_are_idempotent(store):
     assert snapshot(store) == before
     assert store.run("MATCH (:Concept {key: 'concept:ddp'})-[:IS_A]->(c) RETURN c.key AS k") == [
         {"k": "concept:data-parallelism"}]
+
+
+def test_admin_concepts_and_registered_workers_reach_the_graph(store, db):
+    from django.utils import timezone
+
+    from kg_app.models import Concept
+    from trainer_app.services.fleet import worker_heartbeat
+
+    Concept.objects.create(slug="mixed-precision", name="Mixed precision", description="fp16/bf16 compute",
+                           is_a="model-optimisation", requires=["sgd"])
+    beat = dict(name="gpu@node", hostname="node", queues=["cpu"], pid=1, cpu_count=2, ram_mb=1, gpus=[], software={},
+                started_at=timezone.now())
+    worker = worker_heartbeat(**beat)
+    worker_heartbeat(**beat)  # a heartbeat is not news to the graph
+    assert OutboxEvent.objects.filter(entity="worker").count() == 1
+    graph_sync(store=store)
+    assert store.run("MATCH (c:Concept {key: 'concept:mixed-precision'})-[r]->(o) RETURN type(r) AS t, o.key AS o "
+                     "ORDER BY t") == [{"t": "IS_A", "o": "concept:model-optimisation"},
+                                       {"t": "REQUIRES", "o": "concept:sgd"}]
+    assert store.run("MATCH (w:Worker {key: $key}) RETURN w.name AS name", {"key": f"worker:{worker.pk}"}) == [
+        {"name": "gpu@node"}]
+    Concept.objects.filter(slug="mixed-precision").delete()  # a queryset delete still sends post_delete
+    graph_sync(store=store)
+    assert store.run("MATCH (c:Concept {key: 'concept:mixed-precision'}) RETURN c") == []
