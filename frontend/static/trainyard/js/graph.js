@@ -11,6 +11,7 @@ const config = JSON.parse(document.getElementById("graph-config").textContent);
 const element = document.getElementById("graph-canvas");
 const state = { nextSkip: {}, hidden: new Set(), hiddenTypes: new Set(), selected: null, questions: [] };
 const SAVED_VIEWS = "trainyard.graph.views";
+const SHARED = new Set(["User", "Worker"]);
 let cy = null;
 
 function labelOf(node) { return (node.labels || [])[0] || "Node"; }
@@ -363,7 +364,8 @@ function start() {
   window.trainyardGraph = cy;  // for the browser tests
   cy.on("tap", "node", (event) => {
     const id = event.target.id();
-    if (event.target.data("expanded")) select(id); else expand(id);
+    // Users and workers link to every project: they are shown beside a node, never expanded.
+    if (event.target.data("expanded") || SHARED.has(event.target.data("label"))) select(id); else expand(id);
   });
   buildLegend();
   document.getElementById("graph-search").addEventListener("submit", (event) => {
