@@ -47,10 +47,10 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=1.0, help="seconds between sync passes (beat)")
     args = parser.parse_args()
     harness.setup_django(harness.database_url_for("postgres", "trainyard_bench_kg"))
-    from config.embedded import start_bundled_redis
     from django.db import connection
     from django.utils import timezone
 
+    from config.embedded import start_bundled_redis
     from kg_app.models import OutboxEvent
     from kg_app.services import graph_rebuild, graph_sync
     from kg_app.store import get_graph_store

@@ -120,7 +120,7 @@ def add_run(batch: GraphBatch, run) -> None:
 
 def add_checkpoint(batch: GraphBatch, checkpoint) -> None:
     """Needs ``run`` loaded: a checkpoint belongs to its run's project."""
-    key = batch.node("Checkpoint", checkpoint.pk, name=f"{checkpoint.run} step {checkpoint.step}",
+    batch.node("Checkpoint", checkpoint.pk, name=f"{checkpoint.run} step {checkpoint.step}",
                      epoch=checkpoint.epoch, step=checkpoint.step, best=checkpoint.best,
                      created_at=checkpoint.created_at, project_id=checkpoint.run.project_id, object_id=checkpoint.pk,
                      run_id=checkpoint.run_id)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 from django.db import transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q
@@ -79,7 +79,7 @@ def outbox_catch_up(*, now=None) -> int:
 
     now = now or timezone.now()
     with transaction.atomic():
-        cursor, created = SyncCursor.objects.select_for_update().get_or_create(name=CATCH_UP_CURSOR,
+        cursor, _created = SyncCursor.objects.select_for_update().get_or_create(name=CATCH_UP_CURSOR,
                                                                                defaults={"position": now})
         since = cursor.position - CATCH_UP_OVERLAP
         run_changed = Greatest(Coalesce("finished_at", "started_at"), Coalesce("started_at", "finished_at"))
@@ -157,7 +157,7 @@ def graph_rebuild(*, store: GraphStore) -> dict[str, int]:
     while store.run(cypher.DELETE_SOME_NODES, {"limit": 10_000})[0]["deleted"]:
         pass
     graph_prepare(store)
-    for entity, (queryset, _label, add) in _entities().items():
+    for queryset, _label, add in _entities().values():
         batch = projection.GraphBatch()
         for row in queryset().order_by("pk").iterator(chunk_size=REBUILD_CHUNK):
             add(batch, row)

@@ -65,13 +65,15 @@ class FalkorGraphStore(GraphStore):
         """A range index and a unique constraint on ``key`` for each label. FalkorDB builds a unique
         constraint on top of an index, through its own command rather than Cypher; both are idempotent here."""
         for label in labels:
-            for create in (lambda: self.run(f"CREATE INDEX FOR (n:{label}) ON (n.key)"),
-                           lambda: self._graph.create_node_unique_constraint(label, "key")):
-                try:
-                    create()
-                except (GraphStoreError, self._response_error) as exc:
-                    if "already" not in str(exc):
-                        raise GraphStoreError(str(exc)) from None
+            self._idempotent(self.run, f"CREATE INDEX FOR (n:{label}) ON (n.key)")
+            self._idempotent(self._graph.create_node_unique_constraint, label, "key")
+
+    def _idempotent(self, create, *args) -> None:
+        try:
+            create(*args)
+        except (GraphStoreError, self._response_error) as exc:
+            if "already" not in str(exc):
+                raise GraphStoreError(str(exc)) from None
 
     @property
     def url_masked(self) -> str:

@@ -153,8 +153,8 @@ def test_admin_concepts_and_registered_workers_reach_the_graph(store, db):
 
     Concept.objects.create(slug="mixed-precision", name="Mixed precision", description="fp16/bf16 compute",
                            is_a="model-optimisation", requires=["sgd"])
-    beat = dict(name="gpu@node", hostname="node", queues=["cpu"], pid=1, cpu_count=2, ram_mb=1, gpus=[], software={},
-                started_at=timezone.now())
+    beat = {"name": "gpu@node", "hostname": "node", "queues": ["cpu"], "pid": 1, "cpu_count": 2, "ram_mb": 1,
+            "gpus": [], "software": {}, "started_at": timezone.now()}
     worker = worker_heartbeat(**beat)
     worker_heartbeat(**beat)  # a heartbeat is not news to the graph
     assert OutboxEvent.objects.filter(entity="worker").count() == 1
