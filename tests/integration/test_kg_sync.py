@@ -167,3 +167,18 @@ def test_admin_concepts_and_registered_workers_reach_the_graph(store, db):
     Concept.objects.filter(slug="mixed-precision").delete()  # a queryset delete still sends post_delete
     graph_sync(store=store)
     assert store.run("MATCH (c:Concept {key: 'concept:mixed-precision'}) RETURN c") == []
+
+
+def test_kg_rebuild_command_rebuilds_the_configured_graph(store, lineage, settings, falkordb_server):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.KG_URL, settings.KG_GRAPH_NAME = falkordb_server, store._graph_name
+    graph_sync(store=store)
+    synced = snapshot(store)
+    store.run("MATCH (n:Run) DETACH DELETE n")  # damage the projection
+    out = StringIO()
+    call_command("kg_rebuild", stdout=out)
+    assert "rebuilt the knowledge graph" in out.getvalue()
+    assert snapshot(store) == synced
