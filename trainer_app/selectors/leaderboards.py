@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db import connection
 from django.db.models import Avg, Count, F, Q, Window
 
 from trainer_app.models import Dataset, LeaderboardBaseline, Run, RunMetric
+from trainer_app.selectors.metrics import distinct_names
 from trainer_app.selectors.projects import project_list
 
 AGGREGATES = ("best", "last", "min", "max")
@@ -41,17 +41,8 @@ class Leaderboard:
 
 
 def leaderboard_metrics(*, dataset: Dataset) -> list[str]:
-    """The metric names the dataset's runs report. A loose index scan on (dataset_id, name, …): one index
-    probe per distinct name, where DISTINCT read every summary row (2,000,000 at 100,000 runs: 0.3-0.4 s)."""
-    table = connection.ops.quote_name(RunMetric._meta.db_table)
-    first = f"SELECT name FROM {table} WHERE dataset_id = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH RECURSIVE names(name) AS ("
-                       f"SELECT ({first} ORDER BY name LIMIT 1) UNION ALL "
-                       f"SELECT ({first} AND name > names.name ORDER BY name LIMIT 1) FROM names "
-                       f"WHERE names.name IS NOT NULL) SELECT name FROM names WHERE name IS NOT NULL",
-                       [dataset.pk, dataset.pk])
-        return sorted(name for (name,) in cursor.fetchall())
+    """The metric names the dataset's runs report."""
+    return distinct_names(RunMetric, "dataset_id", dataset.pk)
 
 
 def leaderboard(*, user, dataset: Dataset, metric: str, aggregate: str = "best", group_seeds: bool = True,
