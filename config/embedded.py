@@ -13,8 +13,9 @@ from pathlib import Path
 
 from config.env import ConfigError
 
-# FalkorDB's query timeouts are off by default, and a long read blocks writes to the same graph.
-FALKORDB_MODULE_ARGS = ["TIMEOUT_DEFAULT", "10000", "TIMEOUT_MAX", "60000"]
+# FalkorDB's query timeouts are off by default, and a long read blocks writes to the same graph; and
+# one query may take the machine's memory (measured: a 1e9-element UNWIND reached 21 GB) unless capped.
+FALKORDB_MODULE_ARGS = ["TIMEOUT_DEFAULT", "10000", "TIMEOUT_MAX", "60000", "QUERY_MEM_CAPACITY", "268435456"]
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -73,6 +73,9 @@ def check_graph() -> dict:
         report = store.health()
         if "error" in report:
             report["error"] = one_line(report["error"])
+        from kg_app.services import outbox_lag
+
+        report["sync"] = outbox_lag()  # how far the projection is behind SQL
         return report
     finally:
         store.close()
