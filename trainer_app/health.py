@@ -73,9 +73,14 @@ def check_graph() -> dict:
         report = store.health()
         if "error" in report:
             report["error"] = one_line(report["error"])
+        from django.db import DatabaseError
+
         from kg_app.services import outbox_lag
 
-        report["sync"] = outbox_lag()  # how far the projection is behind SQL
+        try:
+            report["sync"] = outbox_lag()  # how far the projection is behind SQL
+        except DatabaseError:  # before the first migrate (`up` checks the graph before migrating)
+            pass
         return report
     finally:
         store.close()
