@@ -2,7 +2,6 @@
 
 Run against the compose Neo4j: see docs/operations.md.
 """
-import os
 import time
 import uuid
 
@@ -12,26 +11,9 @@ from config.embedded import free_port
 from kg_app.store import GraphStoreError, GraphUnavailable, get_graph_store
 
 
-def _adapters():
-    yield pytest.param("falkordb", id="falkordb")
-    yield pytest.param("neo4j", id="neo4j", marks=[pytest.mark.neo4j, pytest.mark.skipif(
-        not os.environ.get("NEO4J_URI"), reason="NEO4J_URI is not set: no Neo4j 5 server is reachable here")])
-
-
-@pytest.fixture(params=list(_adapters()))
-def store(request, falkordb_server):
-    if request.param == "falkordb":
-        graph = get_graph_store(falkordb_server, graph_name=f"contract-{uuid.uuid4().hex[:8]}")
-    else:
-        graph = get_graph_store(os.environ["NEO4J_URI"], user=os.environ.get("KG_USER", "neo4j"),
-                                password=os.environ.get("KG_PASSWORD", ""))
-    scope = f"contract-{uuid.uuid4().hex[:8]}"
-    graph.scope = scope
-    yield graph
-    try:
-        graph.run("MATCH (n {scope: $scope}) DETACH DELETE n", {"scope": scope})
-    finally:
-        graph.close()
+@pytest.fixture
+def store(adapter_store):
+    return adapter_store
 
 
 def test_returns_rows_as_plain_dicts_keyed_by_column(store):

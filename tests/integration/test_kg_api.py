@@ -1,5 +1,4 @@
 """The knowledge-graph API on the real FalkorDB: scoped to the user's projects, console read-only."""
-import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -11,15 +10,8 @@ from trainer_app.models import Dataset, ModelDesign, Role
 
 
 @pytest.fixture
-def graph(settings, falkordb_server):
-    settings.KG_URL = falkordb_server
-    settings.KG_GRAPH_NAME = f"kg-api-{uuid.uuid4().hex[:8]}"
-    store = get_graph_store()
-    yield store
-    try:
-        store.run("MATCH (n) DETACH DELETE n")
-    finally:
-        store.close()
+def graph(configured_graph):
+    return configured_graph
 
 
 @pytest.fixture

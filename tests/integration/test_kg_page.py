@@ -1,24 +1,15 @@
 """The knowledge-graph page: a canvas over the API, a helpful empty state, a banner when the graph is down."""
-import uuid
 
 import pytest
 from django.urls import reverse
 
 from config.embedded import free_port
 from kg_app.services import graph_sync
-from kg_app.store import get_graph_store
 
 
 @pytest.fixture
-def graph(settings, falkordb_server):
-    settings.KG_URL = falkordb_server
-    settings.KG_GRAPH_NAME = f"kg-page-{uuid.uuid4().hex[:8]}"
-    store = get_graph_store()
-    yield store
-    try:
-        store.run("MATCH (n) DETACH DELETE n")
-    finally:
-        store.close()
+def graph(configured_graph):
+    return configured_graph
 
 
 def test_the_page_serves_the_canvas_and_cytoscape_from_our_static_files(client, graph, run_factory):
