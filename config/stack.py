@@ -115,6 +115,10 @@ class Stack:
         self._spawn(Child("worker", [self.python, "-m", "celery", "-A", "config", "worker", "-Q", queues,
                                      "-n", "cpu@%h", "--pool", "prefork", "--concurrency", "2",
                                      "--without-gossip", "--without-mingle", "--loglevel", "INFO"]))
+        # short control tasks (sweep controllers) on their own worker: training never starves them
+        self._spawn(Child("control", [self.python, "-m", "celery", "-A", "config", "worker", "-Q", "control",
+                                      "-n", "control@%h", "--pool", "prefork", "--concurrency", "1",
+                                      "--without-gossip", "--without-mingle", "--loglevel", "INFO"]))
         self._spawn(Child("beat", [self.python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
                                    "--schedule", str(plan.var_dir / "run" / "celerybeat-schedule")]))
         self._spawn(Child("web", [self.python, "-m", "uvicorn", "config.asgi:application", "--host", plan.host,

@@ -26,7 +26,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("postgresql"):
         digest = hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
-        database.setdefault("TEST", {})["NAME"] = f"test_trainyard_{digest}"
+        # TRAINYARD_TEST_DB_NAME: two sessions of one checkout at once (with distinct REDIS_URL dbs too)
+        database.setdefault("TEST", {})["NAME"] = os.environ.get("TRAINYARD_TEST_DB_NAME") or f"test_trainyard_{digest}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, and then: Optuna's storage keeps its own connection pool, closed before the test
+    database is dropped."""
+    yield
+    from trainer_app.studies import close_storages
+
+    close_storages()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -89,26 +100,39 @@ def child_environment(**overrides) -> dict:
     return environment
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
-    """A real Celery worker subprocess on the test database and the test Redis."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with django_db_blocker.unblock():
-        environment = child_environment()
+def start_worker(*, queues: str, name: str, log: Path, concurrency: int = 1) -> subprocess.Popen:
+    """A real Celery worker subprocess on the test database and the test Redis (call with the db unblocked)."""
+    environment = child_environment()
     with open(log, "wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,cpu", "-n", "test@%h",
-             "--pool", "prefork", "--concurrency", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-n", f"{name}@%h",
+             "--pool", "prefork", "--concurrency", str(concurrency), "--without-gossip", "--without-mingle",
+             "--loglevel", "INFO"],
             cwd=REPO, env=environment, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
     process.log_path = log
-    yield process
-    os.killpg(process.pid, signal.SIGTERM)
+    return process
+
+
+def stop_worker(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        return
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real Celery worker (queues default and cpu, one job at a time)."""
+    with django_db_blocker.unblock():
+        process = start_worker(queues="default,cpu", name="test", log=tmp_path_factory.mktemp("worker") / "worker.log")
+    yield process
+    stop_worker(process)
 
 
 def wait_until(predicate, *, timeout_s: float, interval_s: float = 0.2, message: str = "condition"):

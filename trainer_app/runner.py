@@ -24,12 +24,13 @@ from django.db import close_old_connections
 from trainer_app.models import Run, RunStatus
 from trainer_app.services import metrics as metric_services
 from trainer_app.services import runs as run_services
-from trainer_app.specs import run_directory, run_spec
+from trainer_app.specs import gate_directory, run_directory, run_spec
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 LOG_TAIL_LINES = 40
 POLL_SECONDS = 0.5
+GATE_POLL_SECONDS = 0.05  # a trial waits for its pruner's decision after each epoch
 
 
 def _die_with_parent() -> None:
@@ -51,6 +52,8 @@ class RunSupervisor:
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.process: subprocess.Popen | None = None
         self.terminated_at: float | None = None
+        self.gate: Path | None = None  # a sweep trial's epoch gate: the supervisor asks the pruner
+        self.judged: set[int] = set()
 
     def execute(self) -> str:
         run = Run.objects.select_related("dataset", "design", "queue", "fine_tuned_from").get(id=self.run_id)
@@ -61,6 +64,9 @@ class RunSupervisor:
         self.result_path = Path(spec["result_file"])
         self.result_path.unlink(missing_ok=True)  # a result left by an earlier delivery is not this one's
         spec_path.write_text(json.dumps(spec, indent=2))
+        if run.sweep_id:
+            self.gate = gate_directory(run)
+            self.gate.mkdir(parents=True, exist_ok=True)
         nproc = int(run.resources.get("nproc_per_node", 1))
         environment = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)),
                            PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
@@ -103,13 +109,37 @@ class RunSupervisor:
             if (self.terminated_at is not None and code is None
                     and now - self.terminated_at > settings.RUN_CANCEL_GRACE_SECONDS):
                 self._stop(signal.SIGKILL)
+            if self.gate is not None and code is None:
+                self._judge_epochs()
             if code is not None:
                 self._stop(signal.SIGKILL)  # leave no rank behind, whatever torchrun did
                 self._persist()
                 outcome = self._finish(code)
                 self._expire_stream()
                 return outcome
-            time.sleep(POLL_SECONDS)
+            time.sleep(GATE_POLL_SECONDS if self.gate is not None else POLL_SECONDS)
+
+    def _judge_epochs(self) -> None:
+        """Answer the engine's epoch gate: report the epoch to the sweep's study and ask its pruner. Any
+        failure answers "continue": a broken judge must never hang or kill a trial."""
+        from trainer_app.engine.gate import decision_path, request_path, write_json_atomically
+        from trainer_app.services.sweeps import trial_judge
+
+        for request in sorted(self.gate.glob("epoch-*.json")):
+            epoch = int(request.stem.split("-", 1)[1])
+            answer = decision_path(self.gate, epoch)
+            if epoch in self.judged or answer.exists():
+                continue
+            try:
+                values = json.loads(request_path(self.gate, epoch).read_text())["values"]
+                close_old_connections()
+                run = Run.objects.select_related("sweep").get(id=self.run_id)
+                decision = trial_judge(run=run, epoch=epoch, values=values)
+            except Exception as error:
+                logger.exception("run %s: judging epoch %s failed; the trial goes on", self.run_id, epoch)
+                decision = {"action": "continue", "reason": f"judge failed: {error}"}
+            write_json_atomically(answer, decision)
+            self.judged.add(epoch)
 
     def _persist(self) -> None:
         try:
@@ -147,6 +177,8 @@ class RunSupervisor:
             status, error = RunStatus.SUCCEEDED, ""
         elif engine_code == exit_codes.CANCELLED or (self.terminated_at is not None and not result):
             status, error = RunStatus.CANCELLED, ""
+        elif engine_code == exit_codes.PRUNED:
+            status, error = RunStatus.PRUNED, message
         elif engine_code == exit_codes.DIVERGED:
             status, error = RunStatus.FAILED, message or _last_matching(tail, "diverged") or "diverged"
         else:
@@ -154,6 +186,10 @@ class RunSupervisor:
             error = message or _engine_error(tail) or f"engine exited with code {code}"
         run_services.run_finish(run_id=self.run_id, owner=self.owner, status=status, error=error,
                                 exit_code=engine_code, log_tail=tail if status == RunStatus.FAILED else [])
+        if self.gate is not None:  # a trial ended: its sweep's controller records it and starts the next
+            from trainer_app.services.sweeps import sweep_kick
+
+            sweep_kick(sweep_id=Run.objects.values_list("sweep_id", flat=True).get(id=self.run_id))
         return status
 
 

@@ -16,10 +16,11 @@ logger = logging.getLogger(__name__)
 class WorkerHeartbeat(threading.Thread):
     """A daemon thread in the worker's main process that renews the worker's row."""
 
-    def __init__(self, *, name: str, queues: list[str]):
+    def __init__(self, *, name: str, queues: list[str], concurrency: int | None = None):
         super().__init__(name="trainyard-heartbeat", daemon=True)
         self.worker_name = name
         self.queues = queues
+        self.concurrency = concurrency
         self.started_at = timezone.now()
         self.stopping = threading.Event()
 
@@ -30,8 +31,10 @@ class WorkerHeartbeat(threading.Thread):
         from trainer_app.services import worker_heartbeat
 
         close_old_connections()
+        facts = node_facts()
+        facts["software"]["concurrency"] = self.concurrency  # how many jobs it runs at once (its pool's size)
         worker_heartbeat(name=self.worker_name, hostname=socket.gethostname(), queues=self.queues,
-                         pid=os.getpid(), started_at=self.started_at, **node_facts())
+                         pid=os.getpid(), started_at=self.started_at, **facts)
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -50,7 +53,8 @@ _heartbeat: WorkerHeartbeat | None = None
 def start_worker_heartbeat(sender=None, **kwargs) -> None:
     global _heartbeat
     queues = sorted(sender.app.amqp.queues.consume_from.keys())
-    _heartbeat = WorkerHeartbeat(name=sender.hostname, queues=queues)
+    concurrency = getattr(getattr(sender, "controller", None), "concurrency", None)
+    _heartbeat = WorkerHeartbeat(name=sender.hostname, queues=queues, concurrency=concurrency)
     _heartbeat.beat()  # registered before the worker takes its first job
     _heartbeat.start()
     logger.info("worker %s registered, consuming %s", sender.hostname, ", ".join(queues))

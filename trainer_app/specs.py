@@ -25,7 +25,7 @@ def run_spec(run: Run) -> dict:
         "data": {"path": str(media_path(run.dataset.storage_dir)),
                  "augmentation": run.config.get("augmentation", {}),
                  "num_workers": int(run.config.get("num_workers", 0))},
-        "model": run.design.spec,
+        "model": run.effective_model_spec,
         "training": {key: value for key, value in run.config.items() if key not in {"augmentation", "num_workers"}},
         "init": run.init or None,
         "checkpoint": {"dir": str(directory / "checkpoints"), "keep_last": 2, "resume": True},
@@ -33,7 +33,13 @@ def run_spec(run: Run) -> dict:
                     "jsonl": str(directory / "events.jsonl"), "log_every_steps": 10},
         "distributed": {"backend": "auto"},
         "result_file": str(directory / "result.json"),
+        # a sweep trial asks its pruner after each epoch (the supervisor answers: trainer_app/runner.py)
+        "control": {"epoch_gate": str(gate_directory(run)) if run.sweep_id else None, "gate_timeout_s": 120},
     }
+
+
+def gate_directory(run: Run) -> Path:
+    return run_directory(run) / "gate"
 
 
 WEIGHTS_FILE = "model.safetensors"  # inside each checkpoint directory (trainer_app/engine/checkpoint.py)

@@ -44,3 +44,19 @@ def dataset_process(dataset_id: int) -> str:
     from trainer_app.services.datasets import dataset_process as process
 
     return process(dataset_id=dataset_id).status
+
+
+@shared_task(name="trainer_app.tasks.sweep_step", ignore_result=True, acks_late=True)
+def sweep_step(sweep_id: int) -> str:
+    """One step of a sweep's controller (routed to the `control` queue, so trials never starve it)."""
+    from trainer_app.services.sweeps import sweep_step as step
+
+    return step(sweep_id=sweep_id)
+
+
+@shared_task(name="trainer_app.tasks.sweeps_tick", ignore_result=True)
+def sweeps_tick() -> int:
+    """Periodic (beat): a controller step for each active sweep (budgets in time, missed kicks)."""
+    from trainer_app.services.sweeps import sweeps_tick as tick
+
+    return tick()

@@ -40,7 +40,8 @@ class RunOutput(serializers.ModelSerializer):
         fields = ["id", "project", "dataset", "model", "name", "kind", "status", "error", "summary", "config",
                   "resources", "queue", "priority", "fine_tuned_from", "init_weights", "init", "step", "total_steps", "epoch",
                   "deliveries", "worker", "exit_code", "log_tail", "tags", "notes", "starred", "archived",
-                  "cancel_requested", "created_at", "started_at", "finished_at"]
+                  "cancel_requested", "created_at", "started_at", "finished_at", "sweep", "trial_number",
+                  "model_spec"]
 
 
 class RunInput(serializers.Serializer):

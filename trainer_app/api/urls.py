@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trainer_app.api import datasets, designs, events, leaderboards, runs, views, weights
+from trainer_app.api import datasets, designs, events, leaderboards, runs, sweeps, views, weights
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -31,6 +31,15 @@ urlpatterns = [
     path("runs/<int:run_id>/metrics/", runs.RunMetricsView.as_view(), name="api-run-metrics"),
     path("runs/<int:run_id>/checkpoints/<int:checkpoint_id>/", runs.CheckpointDownloadView.as_view(),
          name="api-run-checkpoint"),
+    path("sweeps/", sweeps.SweepListView.as_view(), name="api-sweeps"),
+    path("sweeps/<int:sweep_id>/", sweeps.SweepDetailView.as_view(), name="api-sweep"),
+    path("sweeps/<int:sweep_id>/pause/", sweeps.SweepActionView.as_view(action_name="pause"), name="api-sweep-pause"),
+    path("sweeps/<int:sweep_id>/resume/", sweeps.SweepActionView.as_view(action_name="resume"),
+         name="api-sweep-resume"),
+    path("sweeps/<int:sweep_id>/stop/", sweeps.SweepActionView.as_view(action_name="stop"), name="api-sweep-stop"),
+    path("sweeps/<int:sweep_id>/promote/", sweeps.SweepPromoteView.as_view(), name="api-sweep-promote"),
+    path("sweeps/<int:sweep_id>/trials/<int:number>/stop/", sweeps.TrialStopView.as_view(), name="api-trial-stop"),
+    path("sweeps/<int:sweep_id>/charts/<slug:chart>/", sweeps.SweepChartView.as_view(), name="api-sweep-chart"),
     path("leaderboards/", leaderboards.LeaderboardView.as_view(), name="api-leaderboard"),
     path("leaderboards/export.csv", leaderboards.LeaderboardExportView.as_view(), name="api-leaderboard-export"),
     path("leaderboards/baseline/", leaderboards.BaselineView.as_view(), name="api-leaderboard-baseline"),

@@ -310,6 +310,20 @@ class DistributedSpec:
 
 
 @dataclass
+class ControlSpec:
+    """Outside control of the loop beyond SIGTERM: the epoch gate a sweep's pruner answers (engine/gate.py)."""
+
+    epoch_gate: str | None = None
+    """A directory: after each epoch rank 0 writes epoch-<n>.json there and waits for decision-<n>.json
+    (continue or prune); null = no gate."""
+    gate_timeout_s: float = 60.0
+    """How long to wait for a decision before going on without one."""
+
+    def __post_init__(self) -> None:
+        _positive_number(self.gate_timeout_s, "gate_timeout_s")
+
+
+@dataclass
 class RunSpec:
     """Everything one training run needs; the engine's only input."""
 
@@ -329,6 +343,8 @@ class RunSpec:
     """Where events go."""
     distributed: DistributedSpec = field(default_factory=DistributedSpec)
     """Process-group settings."""
+    control: ControlSpec = field(default_factory=ControlSpec)
+    """Outside control: the epoch gate."""
     result_file: str | None = None
     """Where rank 0 writes the result JSON at exit; by default result.json in checkpoint.dir (none without one)."""
 

@@ -14,6 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 PRESETS = ("mlp", "small_cnn", "resnet18", "resnet34", "resnet50", "vit_tiny", "tab_transformer")
+# each preset's options and their defaults (built in engine/models.py; here so the web side needs no torch)
+PRESET_OPTIONS = {
+    "mlp": {"hidden": [256, 128], "dropout": 0.0, "activation": "relu", "batch_norm": False},
+    "small_cnn": {"channels": [6, 16], "hidden": [120, 84], "padding": None, "dropout": 0.0},
+    "resnet18": {"small_input": None},
+    "resnet34": {"small_input": None},
+    "resnet50": {"small_input": None},
+    "vit_tiny": {"patch_size": None, "dim": 192, "depth": 12, "num_heads": 3, "mlp_ratio": 4.0, "dropout": 0.0},
+    "tab_transformer": {"dim": 32, "depth": 3, "num_heads": 4, "mlp_ratio": 2.0, "dropout": 0.1},
+}
 
 _REQUIRED = object()
 LAYER_PARAMETERS: dict[str, dict] = {

@@ -21,12 +21,16 @@ CANCELLED = 3
 DIVERGED = 4
 """The training loss became NaN or infinite: stopped, the last good checkpoint kept, none written after it."""
 
+PRUNED = 5
+"""The epoch gate's judge (a sweep's pruner) stopped the run after an epoch: a checkpoint was written, no test."""
+
 STATE_BY_EXIT_CODE = {
     SUCCEEDED: "succeeded",
     FAILED: "failed",
     SPEC_REFUSED: "failed",
     CANCELLED: "cancelled",
     DIVERGED: "diverged",
+    PRUNED: "pruned",
 }
 """The final `status` event's state for each exit code."""
 

@@ -27,18 +27,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .design import PRESETS, DesignError, resolve_layers
+from .design import PRESET_OPTIONS, PRESETS, DesignError, resolve_layers
 from .layers import Attention, GlobalAvgPool2d, TransformerBlock, build_designed_model
 
-PRESET_OPTIONS = {
-    "mlp": {"hidden": [256, 128], "dropout": 0.0, "activation": "relu", "batch_norm": False},
-    "small_cnn": {"channels": [6, 16], "hidden": [120, 84], "padding": None, "dropout": 0.0},
-    "resnet18": {"small_input": None},
-    "resnet34": {"small_input": None},
-    "resnet50": {"small_input": None},
-    "vit_tiny": {"patch_size": None, "dim": 192, "depth": 12, "num_heads": 3, "mlp_ratio": 4.0, "dropout": 0.0},
-    "tab_transformer": {"dim": 32, "depth": 3, "num_heads": 4, "mlp_ratio": 2.0, "dropout": 0.1},
-}
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
 

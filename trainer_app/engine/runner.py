@@ -31,6 +31,7 @@ from .models import build_model, freeze
 from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything, set_deterministic
 from .system import SystemMonitor
+from .gate import EpochGate
 from .trainer import Outcome, Trainer, TrainState
 
 logger = logging.getLogger("trainer_app.engine")
@@ -232,12 +233,14 @@ def _assemble_trainer(spec: RunSpec, context: DistributedContext, events: EventW
         loss_fn = F.mse_loss
     evaluator = Evaluator(preprocessor=preprocessor, context=context, num_classes=meta.num_classes,
                           batch_size=max(2 * per_rank_batch, 64), autocast=autocast)
+    gate = EpochGate(spec.control.epoch_gate, timeout_s=spec.control.gate_timeout_s, context=context, stop=stop) \
+        if spec.control.epoch_gate else None
     return Trainer(model=model, module=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
                    loss_fn=loss_fn, batches=batches, splits=splits, evaluator=evaluator, checkpoints=checkpoints,
                    events=events, context=context, stop=stop, spec=spec, state=state,
                    best_metric=resolved_best_metric(spec),
                    class_names=meta.class_names or [str(index) for index in range(meta.num_classes)],
-                   autocast=autocast)
+                   autocast=autocast, gate=gate)
 
 
 def _resume(spec: RunSpec, context: DistributedContext, checkpoints: CheckpointManager | None, module: nn.Module,

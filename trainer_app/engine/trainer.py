@@ -75,7 +75,7 @@ class Trainer:
                  scaler, loss_fn, batches: TrainBatches, splits: Splits, evaluator: Evaluator,
                  checkpoints: CheckpointManager | None, events: EventWriter, context: DistributedContext,
                  stop: StopRequest, spec: RunSpec, state: TrainState, best_metric: tuple[str, str],
-                 class_names: list[str], autocast=contextlib.nullcontext):
+                 class_names: list[str], autocast=contextlib.nullcontext, gate=None):
         self.model = model  # what trains (DDP-wrapped with several ranks)
         self.module = module  # the bare model: evaluation, checkpoints
         self.optimizer = optimizer
@@ -95,6 +95,8 @@ class Trainer:
         self.best_metric, self.best_mode = best_metric
         self.class_names = class_names
         self.autocast = autocast
+        self.gate = gate  # engine/gate.py: asked after each epoch whether to go on (a sweep's pruner)
+        self._pruned_reason = ""
         self.regression = evaluator.preprocessor.regression
         self.epochs = self.training.epochs
         self.steps_per_epoch = len(batches)
@@ -254,6 +256,12 @@ class Trainer:
                              epochs=self.epochs)
         self._save_checkpoint(best=improved, epoch=state.epoch)
         self.events.flush()
+        if self.gate is not None:
+            reason = self.gate.ask(state.epoch, values)  # asked after the last epoch too: the judge records it
+            if reason is not None and state.epoch < self.epochs:
+                self._pruned_reason = reason
+                logger.info("pruned after epoch %d: %s", state.epoch, reason)
+                return "pruned"
         if stop_early:
             logger.info("early stopping after epoch %d: %s has not improved for %d epochs", state.epoch,
                         self.training.early_stopping.metric, self.training.early_stopping.patience)
@@ -326,6 +334,9 @@ class Trainer:
             message = f"diverged at step {step}: the training loss became {value}"
             logger.error("%s; the last good checkpoint is kept", message)
             return Outcome(exit_codes.DIVERGED, "diverged", message, state.step, epoch)
+        if ending == "pruned":
+            return Outcome(exit_codes.PRUNED, "pruned", f"pruned after epoch {state.epoch}: {self._pruned_reason}",
+                           state.step, state.epoch)
         if ending == "cancelled":
             if self._trained_since_checkpoint:
                 self._save_checkpoint(best=False)

@@ -17,10 +17,11 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     LOST = "lost", "Lost"
+    PRUNED = "pruned", "Pruned"
 
 
 ACTIVE_STATUSES = (RunStatus.STARTING, RunStatus.RUNNING)
-FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+FINAL_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PRUNED)
 
 
 class RunKind(models.TextChoices):
@@ -65,6 +66,12 @@ class Run(models.Model):
     init = models.JSONField(default=dict, blank=True, help_text="weights to start from and layers to freeze")
     init_weights = models.ForeignKey("trainer_app.WeightsFile", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="runs", help_text="an uploaded file this run was fine-tuned from")
+    model_spec = models.JSONField(default=dict, blank=True,
+                                  help_text="the model this run trains when it is not its design's own (a sweep's "
+                                            "design space); empty = the design's spec")
+    sweep = models.ForeignKey("trainer_app.Sweep", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="trials")
+    trial_number = models.PositiveIntegerField(null=True, blank=True, help_text="the Optuna trial this run is")
 
     # lifecycle and lease
     cancel_requested = models.BooleanField(default=False)
@@ -100,9 +107,14 @@ class Run(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["project", "status"])]
+        constraints = [models.UniqueConstraint(fields=["sweep", "trial_number"], name="one_run_per_trial")]
 
     def __str__(self) -> str:
         return self.name or f"run {self.pk}"
+
+    @property
+    def effective_model_spec(self) -> dict:
+        return self.model_spec or self.design.spec
 
     @property
     def tags(self) -> list[str]:

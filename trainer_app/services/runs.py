@@ -175,7 +175,8 @@ def _resources(raw: dict) -> dict:
     return resources
 
 
-def _engine_spec_check(*, dataset, design, config: dict, resources: dict, init_weights: str | None) -> dict:
+def _engine_spec_check(*, dataset, design, config: dict, resources: dict, init_weights: str | None,
+                       model_spec: dict | None = None) -> dict:
     """Run the engine's own spec checks before anything is launched; return the normalised config."""
     import dataclasses
 
@@ -184,13 +185,14 @@ def _engine_spec_check(*, dataset, design, config: dict, resources: dict, init_w
     from trainer_app.services.designs import design_validate
     from trainer_app.specs import media_path
 
-    fit = design_validate(spec=design.spec, dataset=dataset)
+    model_spec = model_spec or design.spec
+    fit = design_validate(spec=model_spec, dataset=dataset)
     if not fit["ok"]:
         raise ValidationError({"model": f"{design} does not fit {dataset}: {fit['error']}"})
     training = {key: value for key, value in config.items() if key not in {"augmentation", "num_workers", "freeze"}}
     draft = {"run_id": "check", "data": {"path": str(media_path(dataset.storage_dir)),
                                          "augmentation": config.get("augmentation") or {}},
-             "model": design.spec, "training": training}
+             "model": model_spec, "training": training}
     if init_weights:
         draft["init"] = {"weights": init_weights, "freeze": config.get("freeze", [])}
     try:
@@ -239,7 +241,7 @@ def _init_weights(*, dataset, design, project, fine_tune_from, init_weights, fre
 
 def run_create(*, project, dataset, design, config: dict, resources: dict, queue_name: str, created_by,
                name: str = "", fine_tune_from=None, init_weights=None, freeze: list[str] | None = None,
-               kind: str = "run") -> Run:
+               kind: str = "run", model_spec: dict | None = None, sweep=None, trial_number: int | None = None) -> Run:
     """Validate everything a run needs, refuse with the fix if anything does not fit, then queue it.
     Nothing is launched for a run that would fail at once."""
     from trainer_app.models import DatasetStatus, Queue
@@ -260,14 +262,15 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
     init = _init_weights(dataset=dataset, design=design, project=project, fine_tune_from=fine_tune_from,
                          init_weights=init_weights, freeze=list(freeze or []))
     normalised = _engine_spec_check(dataset=dataset, design=design, config={**config, "freeze": init.get("freeze")},
-                                    resources=resources, init_weights=init.get("weights"))
+                                    resources=resources, init_weights=init.get("weights"), model_spec=model_spec)
     with transaction.atomic():
         run = Run.objects.create(project=project, dataset=dataset, design=design, name=name[:200], kind=kind,
                                  config=normalised, resources=resources, queue=queue, priority=queue.priority,
                                  fine_tuned_from=fine_tune_from, init_weights=init_weights, init=init,
-                                 created_by=created_by,
+                                 created_by=created_by, model_spec=model_spec or {}, sweep=sweep,
+                                 trial_number=trial_number,
                                  config_key=config_key(dataset_id=dataset.pk, design_id=design.pk, config=normalised,
-                                                       init=init))
+                                                       init={**init, **({"model": model_spec} if model_spec else {})}))
         dataset_lock(dataset=dataset)
         run_enqueue(run=run, fresh=True)
     return run

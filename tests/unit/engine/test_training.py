@@ -1,6 +1,8 @@
 """The engine trains in-process (one process, no torchrun): accuracy, events, divergence, transfer learning,
 exact resume, refusals. The torchrun paths (DDP, signals) are in tests/integration/test_engine_*.py."""
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +238,45 @@ def test_a_stop_requested_before_training_cancels_without_training(tmp_path, dig
     result = exit_codes.read_result(tmp_path / "checkpoints/result.json")
     assert result["state"] == "cancelled" and result["message"] == "cancelled before training started"
     assert not list((tmp_path / "checkpoints").glob("step-*"))
+
+
+def _judge(gate_dir: Path, prune_at: int, stop: threading.Event, seen: list) -> None:
+    """An outside judge: answers each epoch's request, says prune at `prune_at`."""
+    from trainer_app.engine.gate import decision_path, request_path, write_json_atomically
+
+    epoch = 1
+    while not stop.is_set():
+        request = request_path(gate_dir, epoch)
+        if request.exists():
+            seen.append(json.loads(request.read_text()))
+            action = "prune" if epoch == prune_at else "continue"
+            write_json_atomically(decision_path(gate_dir, epoch), {"action": action, "reason": "below the median"})
+            epoch += 1
+        time.sleep(0.01)
+
+
+def test_the_epoch_gate_prunes_after_the_judged_epoch_with_its_reason(tmp_path, digits_dir):
+    gate_dir = tmp_path / "gate"
+    stop, seen = threading.Event(), []
+    judge = threading.Thread(target=_judge, args=(gate_dir, 2, stop, seen), daemon=True)
+    judge.start()
+    try:
+        code, events, result = train(tmp_path, digits_dir, training={**DIGITS_RECIPE, "epochs": 5},
+                                     control={"epoch_gate": str(gate_dir), "gate_timeout_s": 30})
+    finally:
+        stop.set()
+    assert code == exit_codes.PRUNED and result["state"] == "pruned"
+    assert result["message"] == "pruned after epoch 2: below the median"
+    assert [request["epoch"] for request in seen] == [1, 2]
+    assert 0 < seen[1]["values"]["val_accuracy"] <= 1
+    epochs = {point["epoch"] for point in metric_points(events)}
+    assert max(epochs) == 2, "nothing trained after the pruned epoch"
+    assert not any("test_accuracy" in point["values"] for point in metric_points(events)), "no test after a prune"
+    assert (tmp_path / "checkpoints").exists()
+
+
+def test_an_epoch_gate_nobody_answers_lets_the_run_go_on(tmp_path, digits_dir):
+    code, events, result = train(tmp_path, digits_dir, training={**DIGITS_RECIPE, "epochs": 2},
+                                 control={"epoch_gate": str(tmp_path / "gate"), "gate_timeout_s": 0.2})
+    assert code == exit_codes.SUCCEEDED
+    assert sorted(path.name for path in (tmp_path / "gate").iterdir()) == ["epoch-1.json", "epoch-2.json"]
