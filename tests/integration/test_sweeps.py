@@ -270,3 +270,113 @@ def test_pause_resume_parallelism_stop_and_nothing_left_queued(lab, control_work
                timeout_s=30, message="every trial recorded")
     trials = client.get(f"/api/sweeps/{sweep_id}/").json()["trials"]
     assert next(t for t in trials if t["number"] == running.trial_number)["stopped_by_user"]
+
+
+# --- budgets, targets and retries, stepped by hand ------------------------------------------------------------
+
+def _finish_run(run: Run, status: str, *, error: str = "", val_accuracy: float | None = None) -> None:
+    """What a trial's supervisor records when its run ends (the persister's per-metric summary included)."""
+    from trainer_app.models import RunMetric
+
+    if val_accuracy is not None:
+        RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name="val_accuracy",
+                                 last=val_accuracy, last_step=10, min=val_accuracy / 2, max=val_accuracy, count=3)
+    Run.objects.filter(id=run.id).update(status=status, error=error)
+
+
+def _trials(lab, sweep_id):
+    return {trial["number"]: trial for trial in lab["client"].get(f"/api/sweeps/{sweep_id}/").json()["trials"]}
+
+
+def test_a_target_value_ends_the_sweep_and_nothing_of_it_stays_queued(lab):
+    sweep_id = create(lab, n_trials=10, parallelism=3, target_value=0.9).json()["id"]
+    sweep_step(sweep_id=sweep_id)
+    runs = list(Run.objects.filter(sweep_id=sweep_id).order_by("trial_number"))
+    assert len(runs) == 3 and all(run.status == "queued" for run in runs)
+    _finish_run(runs[0], "succeeded", val_accuracy=0.93)
+    sweep_step(sweep_id=sweep_id)
+    sweep = Sweep.objects.get(id=sweep_id)
+    assert sweep.status == "finished" and sweep.end_reason == "a trial reached the target 0.9"
+    assert sweep.best["value"] == 0.93 and sweep.best["run"] == runs[0].id
+    assert set(Run.objects.filter(sweep_id=sweep_id).values_list("status", flat=True)) == {"succeeded", "cancelled"}
+    states = {number: trial["state"] for number, trial in _trials(lab, sweep_id).items()}
+    assert states == {0: "complete", 1: "fail", 2: "fail"} and len(Run.objects.filter(sweep_id=sweep_id)) == 3
+
+
+def test_the_time_budget_ends_the_sweep(lab):
+    import time
+
+    sweep_id = create(lab, n_trials=10, parallelism=2, timeout_s=1).json()["id"]
+    sweep_step(sweep_id=sweep_id)
+    time.sleep(1.2)
+    sweep_step(sweep_id=sweep_id)
+    sweep = Sweep.objects.get(id=sweep_id)
+    assert sweep.status == "finished" and "time budget of 1 s" in sweep.end_reason
+    assert not Run.objects.filter(sweep_id=sweep_id, status="queued").exists()
+
+
+def test_a_trial_whose_run_was_lost_for_good_is_retried_with_the_same_parameters_at_most_max_retries(lab):
+    sweep_id = create(lab, n_trials=1, parallelism=1, max_retries=1).json()["id"]
+    sweep_step(sweep_id=sweep_id)
+    first = Run.objects.get(sweep_id=sweep_id)
+    _finish_run(first, "failed", error="worker lost 3 times")
+    sweep_step(sweep_id=sweep_id)
+    trials = _trials(lab, sweep_id)
+    assert trials[0]["state"] == "fail" and trials[0]["retried"]
+    assert trials[1]["state"] == "running" and trials[1]["source"] == "retry" and trials[1]["retry_of"] == 0
+    assert trials[1]["params"] == trials[0]["params"]
+    second = Run.objects.get(sweep_id=sweep_id, trial_number=1)
+    assert second.config["lr"] == first.config["lr"]
+    _finish_run(second, "failed", error="worker lost 3 times")
+    sweep_step(sweep_id=sweep_id)
+    sweep = Sweep.objects.get(id=sweep_id)
+    assert len(_trials(lab, sweep_id)) == 2, "max_retries 1: no third attempt"
+    assert sweep.status == "finished" and sweep.counts == {"fail": 2}
+    failed = _trials(lab, sweep_id)[1]
+    assert failed["error"] == "worker lost 3 times"
+
+
+def test_a_run_that_crashed_fails_its_trial_with_the_error_and_is_not_retried(lab):
+    sweep_id = create(lab, n_trials=2, parallelism=1).json()["id"]
+    sweep_step(sweep_id=sweep_id)
+    _finish_run(Run.objects.get(sweep_id=sweep_id), "failed", error="RuntimeError: boom")
+    sweep_step(sweep_id=sweep_id)
+    trials = _trials(lab, sweep_id)
+    assert trials[0]["state"] == "fail" and trials[0]["error"] == "RuntimeError: boom" and not trials[0]["retried"]
+    assert trials[1]["state"] == "running" and trials[1]["source"] == "search"
+
+
+@pytest.mark.sqlite_ok
+def test_three_trial_supervisors_report_at_once_without_database_is_locked(lab, tmp_path):
+    """Three processes judge their trials' epochs at once (report + should_prune + attributes) while this one
+    steps the controller and reads the sweep: on SQLite (make test-sqlite) as on PostgreSQL."""
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from tests.conftest import REPO, child_environment
+
+    sweep_id = create(lab, n_trials=3, parallelism=3, pruner="median").json()["id"]
+    sweep_step(sweep_id=sweep_id)
+    runs = list(Run.objects.filter(sweep_id=sweep_id).values_list("id", flat=True))
+    assert len(runs) == 3
+    script = (
+        "import sys, django; django.setup()\n"
+        "from trainer_app.models import Run\n"
+        "from trainer_app.services.sweeps import trial_judge\n"
+        "run = Run.objects.select_related('sweep').get(id=int(sys.argv[1]))\n"
+        "for epoch in range(1, 31):\n"
+        "    trial_judge(run=run, epoch=epoch, values={'val_accuracy': 0.5 + epoch / 100})\n"
+        "print('ok')\n")
+    environment = child_environment(DJANGO_SETTINGS_MODULE="config.settings")
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(run_id)], cwd=REPO, env=environment,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for run_id in runs]
+    while any(process.poll() is None for process in processes):
+        sweep_step(sweep_id=sweep_id)
+        lab["client"].get(f"/api/sweeps/{sweep_id}/")
+    outputs = [process.communicate()[0] for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    assert not any("locked" in output for output in outputs), outputs
+    trials = _trials(lab, sweep_id)
+    assert [len(trials[number]["intermediate"]) for number in range(3)] == [30, 30, 30], connection.vendor

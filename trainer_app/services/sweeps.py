@@ -530,11 +530,13 @@ def _record(sweep: Sweep, study, trial, run: Run) -> str:
         study.tell(trial.number, state=TrialState.PRUNED)
         return f"trial {trial.number} pruned"
     studies.storage().set_trial_user_attr(trial._trial_id, "error", run.error or run.status)
-    study.tell(trial.number, state=TrialState.FAIL)
     lost = run.status == RunStatus.FAILED and run.error.startswith("worker lost")
     retries = int(trial.user_attrs.get("retry", 0))
-    if lost and retries < sweep.max_retries and sweep.status in (SweepStatus.RUNNING, SweepStatus.PAUSED):
+    retry = lost and retries < sweep.max_retries and sweep.status in (SweepStatus.RUNNING, SweepStatus.PAUSED)
+    if retry:
         studies.storage().set_trial_user_attr(trial._trial_id, "retried", True)
+    study.tell(trial.number, state=TrialState.FAIL)
+    if retry:
         study.enqueue_trial(trial.params, user_attrs={"retry": retries + 1, "retry_of": trial.number,
                                                       **({"source": trial.user_attrs["source"]}
                                                          if "source" in trial.user_attrs else {})})
