@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontend.views import auth, compare, datasets, graph, launch, leaderboards, models, pages, runs
+from frontend.views import auth, compare, datasets, graph, launch, leaderboards, models, pages, runs, sweeps
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -15,7 +15,9 @@ urlpatterns = [
     path("runs/new/", launch.run_launch, name="run-launch"),
     path("runs/compare/", compare.run_compare, name="run-compare"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
-    path("sweeps/", pages.sweeps, name="sweeps"),
+    path("sweeps/", sweeps.sweep_list, name="sweeps"),
+    path("sweeps/new/", sweeps.sweep_new, name="sweep-new"),
+    path("sweeps/<int:sweep_id>/", sweeps.sweep_detail, name="sweep-detail"),
     path("leaderboards/", leaderboards.leaderboard_page, name="leaderboards"),
     path("leaderboards/pin/", leaderboards.leaderboard_pin, name="leaderboard-pin"),
     path("graph/", graph.graph_page, name="graph"),

@@ -12,12 +12,6 @@ from trainer_app.models import Role
 
 # What each section is for and what to do first, shown while it is empty.
 EMPTY_STATES = {
-    "sweeps": {
-        "title": "Sweeps",
-        "lead": "Hyperparameter searches driven by Optuna, with pruning of bad trials.",
-        "empty": "No sweeps yet.",
-        "next": "Launch a single run first, then search its learning rate, batch size or depth with a sweep.",
-    },
     "fleet": {
         "title": "Fleet",
         "lead": "The workers that run jobs, their GPUs and queues.",
@@ -35,11 +29,6 @@ def home(request):
 def _section(request, name: str, **extra):
     context = {"section": EMPTY_STATES[name], "section_name": name, **extra}
     return render(request, "frontend/section.html", context)
-
-
-@login_required
-def sweeps(request):
-    return _section(request, "sweeps")
 
 
 def _require_site_admin(request) -> None:
