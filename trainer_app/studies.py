@@ -289,6 +289,31 @@ def prune_reason(pruner: str, *, study, trial_id: int, step: int, value: float, 
     return {"rule": pruner, "step": step, "value": value, "text": f"pruned by {pruner} at epoch {step}"}
 
 
+def reuse_finished_twin(study, trial) -> object | None:
+    """If a finished trial had exactly these parameters, record its result on this trial instead of training
+    again (a sampler over a small discrete space proposes points it already tried; training is deterministic
+    for a given config and seed). Returns the twin, or None when there is none. Failed twins are not reused."""
+    from optuna.trial import TrialState
+
+    params = trial.params
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if other.number == trial.number or other.params != params:
+            continue
+        storage = study._storage
+        storage.set_trial_user_attr(trial._trial_id, "reused_from", other.number)
+        for key in ("parameters", "pruned_why", "pruned_message"):
+            if key in other.user_attrs:
+                storage.set_trial_user_attr(trial._trial_id, key, other.user_attrs[key])
+        for step, value in other.intermediate_values.items():
+            storage.set_trial_intermediate_value(trial._trial_id, step, value)
+        if other.state == TrialState.COMPLETE:
+            study.tell(trial.number, values=other.values if len(other.values) > 1 else other.values[0])
+        else:
+            study.tell(trial.number, state=TrialState.PRUNED)
+        return other
+    return None
+
+
 def trial_state_name(state) -> str:
     """Optuna's state in lower case, as the REST contract names trials' states."""
     return {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail", "RUNNING": "running",

@@ -45,7 +45,8 @@ def body(lab, **overrides):
             "config": {"optimizer": "adam", "batch_size": 64, "epochs": 3, "seed": 0},
             "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 0.05, "log": True}},
             "objective": {"metric": "val_accuracy", "direction": "maximize"},
-            "sampler": "tpe", "pruner": "none", "n_trials": 4, "parallelism": 1}
+            "sampler": "tpe", "pruner": "none", "n_trials": 4, "parallelism": 1,
+            "timeout_s": None, "target_value": None}  # what the form sends for empty fields
     data.update(overrides)
     return data
 

@@ -120,3 +120,27 @@ def test_the_storage_url_follows_djangos_database():
     assert studies.storage_url({"ENGINE": "django.db.backends.postgresql", "NAME": "db", "USER": "u",
                                 "PASSWORD": "p@ss", "HOST": "h", "PORT": 5433}) == \
         "postgresql+psycopg://u:p%40ss@h:5433/db"
+
+
+def test_a_trial_with_the_parameters_of_a_finished_one_reuses_its_result():
+    study = optuna.create_study(direction="maximize")
+    space = studies.distributions({"lr": {"type": "categorical", "choices": [0.1, 0.01]}})
+    study.enqueue_trial({"lr": 0.1})
+    study.enqueue_trial({"lr": 0.01})
+    study.enqueue_trial({"lr": 0.1})
+    study.enqueue_trial({"lr": 0.01})
+    first = study.ask(space)
+    first.report(0.8, 1)
+    study.tell(first, 0.9)
+    second = study.ask(space)
+    second.report(0.3, 1)
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    third, fourth = study.ask(space), study.ask(space)
+    assert studies.reuse_finished_twin(study, third).number == 0
+    assert studies.reuse_finished_twin(study, fourth).number == 1
+    trials = study.get_trials()
+    assert trials[2].state == optuna.trial.TrialState.COMPLETE and trials[2].value == 0.9
+    assert trials[2].user_attrs["reused_from"] == 0 and trials[2].intermediate_values == {1: 0.8}
+    assert trials[3].state == optuna.trial.TrialState.PRUNED and trials[3].intermediate_values == {1: 0.3}
+    fresh = study.ask({"momentum": optuna.distributions.FloatDistribution(0.1, 0.2)})
+    assert studies.reuse_finished_twin(study, fresh) is None

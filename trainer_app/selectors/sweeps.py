@@ -61,7 +61,7 @@ def sweep_trials(sweep: Sweep, study=None) -> list[dict]:
             "state": studies.trial_state_name(trial.state),
             "value": _finite(trial.values[0]) if trial.values and len(trial.values) == 1 else None,
             "values": [_finite(value) for value in trial.values] if trial.values else None,
-            "params": trial.params,
+            "params": trial.params or trial.system_attrs.get("fixed_params") or {},  # waiting: the enqueued ones
             "started_at": trial.datetime_start.isoformat() if trial.datetime_start else None,
             "duration_s": duration,
             "intermediate": {str(step): _finite(value) for step, value in sorted(trial.intermediate_values.items())},
@@ -73,6 +73,7 @@ def sweep_trials(sweep: Sweep, study=None) -> list[dict]:
             "retried": bool(attrs.get("retried")),
             "stopped_by_user": bool(attrs.get("stopped_by_user")),
             "parameters": attrs.get("parameters"),
+            "reused_from": attrs.get("reused_from"),
         })
     return trials
 
@@ -84,7 +85,7 @@ def sweep_detail(sweep: Sweep) -> dict:
     for trial in trials:
         counts[trial["state"]] = counts.get(trial["state"], 0) + 1
     queued = Run.objects.filter(sweep=sweep, status="queued").count()
-    epochs = [trial for trial in trials if trial["state"] in ("complete", "pruned")]
+    epochs = [trial for trial in trials if trial["state"] in ("complete", "pruned") and trial["reused_from"] is None]
     return {"trials": trials, "counts": counts, "queued_runs": queued,
             "epochs_used": sum(len(trial["intermediate"]) for trial in epochs)}
 

@@ -404,6 +404,10 @@ def _step(sweep_id: int) -> str:
             study = _study(sweep, trials_so_far=launched)
             trial = study.ask(studies.distributions(sweep.search_space))
             launched += 1
+            twin = studies.reuse_finished_twin(study, trial)
+            if twin is not None:
+                actions.append(f"trial {trial.number} reused the result of trial {twin.number} (same parameters)")
+                continue
             run = _launch(sweep, study, trial)
             if run is not None:
                 running_now += 1
@@ -627,9 +631,13 @@ def sweep_promote(*, sweep: Sweep, created_by, number: int | None = None, epochs
         config["epochs"] = epochs
     else:
         config["epochs"] = int(config.get("epochs", 10)) * 2
-    return run_create(project=sweep.project, dataset=sweep.dataset, design=sweep.design, config=config,
-                      resources=sweep.resources, queue_name=queue_name or sweep.queue.name, created_by=created_by,
-                      name=f"{sweep} · trial {trial.number} promoted", model_spec=model_spec)
+    run = run_create(project=sweep.project, dataset=sweep.dataset, design=sweep.design, config=config,
+                     resources=sweep.resources, queue_name=queue_name or sweep.queue.name, created_by=created_by,
+                     name=f"{sweep} · trial {trial.number} promoted", model_spec=model_spec)
+    Run.objects.filter(pk=run.pk).update(notes=f"Promoted from sweep {sweep.pk} ({sweep}), trial {trial.number}, "
+                                               f"with {config['epochs']} epochs.")
+    run.refresh_from_db()
+    return run
 
 
 def sweeps_tick() -> int:
