@@ -38,12 +38,21 @@ CONCEPTS: tuple[ConceptSpec, ...] = (
        ["bayesian-optimisation"]),
     _c("cma-es", "CMA-ES", "Covariance Matrix Adaptation Evolution Strategy for continuous search spaces.",
        ["hyperparameter-tuning"]),
+    _c("nsga-ii", "NSGA-II", "A genetic algorithm for several objectives at once: keeps the Pareto front of trials.",
+       ["hyperparameter-tuning"]),
+    _c("quasi-monte-carlo", "Quasi-Monte Carlo search", "Low-discrepancy sequences (Sobol, Halton) that cover the "
+       "space more evenly than random sampling.", ["hyperparameter-tuning"]),
+    _c("multi-objective-optimisation", "Multi-objective optimisation", "Optimising several metrics at once (e.g. "
+       "accuracy and model size): the answer is a Pareto front of trade-offs, not one best trial.",
+       ["hyperparameter-tuning"]),
     _c("early-stopping-of-trials", "Pruning", "Stops unpromising trials early from their intermediate values.",
        ["hyperparameter-tuning"]),
     _c("asha", "ASHA", "Asynchronous Successive Halving: promotes the best fraction of trials at each rung.",
        ["early-stopping-of-trials"]),
     _c("hyperband", "Hyperband", "Runs successive halving with several budgets to hedge the halving rate.",
        ["early-stopping-of-trials"], ["asha"]),
+    _c("median-pruning", "Median stopping rule", "Stops a trial whose intermediate value is worse than the median of "
+       "earlier trials at the same step.", ["early-stopping-of-trials"]),
     # Model optimisation
     _c("model-optimisation", "Model optimisation", "Gradient-based minimisation of the training loss.",
        ["large-scale-training"]),
@@ -106,8 +115,22 @@ CONCEPT_SLUGS = frozenset(concept.slug for concept in CONCEPTS)
 # What a run's settings say it applies, by the names of the REST contract (DESIGN.md).
 OPTIMIZER_CONCEPTS = {"sgd": "sgd", "adam": "adam", "adamw": "adamw", "adagrad": "adagrad", "rmsprop": "rmsprop"}
 FAMILY_CONCEPTS = {"MLP": "mlp", "CNN": "cnn", "ResNet": "resnet", "RNN": "rnn", "Transformer": "transformer"}
-SAMPLER_CONCEPTS = {"tpe": "tpe", "random": "random-search", "grid": "grid-search", "cmaes": "cma-es"}
-PRUNER_CONCEPTS = {"asha": "asha", "hyperband": "hyperband"}
+SAMPLER_CONCEPTS = {"tpe": "tpe", "random": "random-search", "grid": "grid-search", "cmaes": "cma-es",
+                    "nsga2": "nsga-ii", "qmc": "quasi-monte-carlo"}
+PRUNER_CONCEPTS = {"asha": "asha", "hyperband": "hyperband", "median": "median-pruning"}
+
+
+def sweep_concepts(*, sampler: str, pruner: str, objectives: int) -> list[str]:
+    """A sweep applies hyperparameter tuning, its sampler, its pruner, and multi-objective optimisation when it
+    has several objectives."""
+    slugs = ["hyperparameter-tuning"]
+    if concept := SAMPLER_CONCEPTS.get(sampler):
+        slugs.append(concept)
+    if concept := PRUNER_CONCEPTS.get(pruner):
+        slugs.append(concept)
+    if objectives > 1:
+        slugs.append("multi-objective-optimisation")
+    return slugs
 
 
 def run_concepts(*, config: dict, resources: dict, family: str, fine_tuned: bool, frozen: bool) -> list[str]:

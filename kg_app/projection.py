@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from kg_app import cypher
-from kg_app.ontology import CONCEPTS, run_concepts
+from kg_app.ontology import CONCEPTS, run_concepts, sweep_concepts
 from kg_app.schema import node_key
 from kg_app.store import GraphStore
 
@@ -112,10 +112,33 @@ def add_run(batch: GraphBatch, run) -> None:
         batch.link("Run", key, "RAN_ON", "Worker", run.worker_id)
     if run.fine_tuned_from_id:
         batch.link("Run", key, "FINE_TUNED_FROM", "Run", run.fine_tuned_from_id)
+    if run.sweep_id:
+        batch.link("Run", key, "PART_OF", "Sweep", run.sweep_id)
     fine_tuned = bool(run.fine_tuned_from_id or run.init_weights_id)
     for slug in run_concepts(config=config, resources=resources, family=run.design.family, fine_tuned=fine_tuned,
                              frozen=bool((run.init or {}).get("freeze"))):
         batch.link("Run", key, "APPLIES", "Concept", slug)
+
+
+def add_sweep(batch: GraphBatch, sweep) -> None:
+    """A sweep with its search (sampler, pruner, objectives, budget) and best value; its trials link to it
+    with PART_OF (add_run). Needs ``created_by`` loaded."""
+    objectives = sweep.objectives or []
+    best = sweep.best or {}
+    key = batch.node(
+        "Sweep", sweep.pk, name=str(sweep), status=sweep.status, sampler=sweep.sampler, pruner=sweep.pruner,
+        objective=", ".join(f"{o.get('direction', '')} {o.get('metric', '')}".strip() for o in objectives),
+        n_trials=sweep.n_trials, parallelism=sweep.parallelism, parameters=", ".join(sorted(sweep.search_space or {})),
+        best_value=best.get("value"), best_trial=best.get("number"), created_at=sweep.created_at,
+        finished_at=sweep.finished_at, project_id=sweep.project_id, object_id=sweep.pk)
+    batch.link("Sweep", key, "TRAINED_ON", "DatasetVersion", sweep.dataset_id)
+    batch.link("Sweep", key, "USES_DESIGN", "ModelDesign", sweep.design_id)
+    batch.link("Sweep", key, "IN_PROJECT", "Project", sweep.project_id)
+    if sweep.created_by_id:
+        batch.node("User", sweep.created_by_id, name=sweep.created_by.get_username())
+        batch.link("Sweep", key, "LAUNCHED_BY", "User", sweep.created_by_id)
+    for slug in sweep_concepts(sampler=sweep.sampler, pruner=sweep.pruner, objectives=len(objectives)):
+        batch.link("Sweep", key, "APPLIES", "Concept", slug)
 
 
 def add_checkpoint(batch: GraphBatch, checkpoint) -> None:

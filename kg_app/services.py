@@ -30,7 +30,7 @@ OUTBOX_KEEP = timedelta(days=7)
 def _entities() -> dict[str, tuple[Callable, str, Callable]]:
     """entity -> (queryset factory, label of its node, projection function). An event's ``object_id``
     is the row's primary key, except a concept's, which is its slug (the node's stable id)."""
-    from trainer_app.models import Checkpoint, Dataset, ModelDesign, Project, Run, Worker
+    from trainer_app.models import Checkpoint, Dataset, ModelDesign, Project, Run, Sweep, Worker
 
     return {
         "project": (lambda: Project.objects.all(), "Project", projection.add_project),
@@ -38,6 +38,7 @@ def _entities() -> dict[str, tuple[Callable, str, Callable]]:
         "design": (lambda: ModelDesign.objects.all(), "ModelDesign", projection.add_design),
         # Only the columns the projection reads: logs, confusion matrices and dataset statistics are
         # large JSON whose decoding dominated the rebuild.
+        "sweep": (lambda: Sweep.objects.select_related("created_by").only(*SWEEP_COLUMNS), "Sweep", projection.add_sweep),
         "run": (lambda: Run.objects.select_related("design", "created_by", "worker").only(*RUN_COLUMNS), "Run",
                 projection.add_run),
         "checkpoint": (lambda: Checkpoint.objects.select_related("run").only(
@@ -49,12 +50,15 @@ def _entities() -> dict[str, tuple[Callable, str, Callable]]:
 
 
 RUN_COLUMNS = ("id", "name", "status", "kind", "config", "resources", "summary", "init", "project_id", "dataset_id",
-               "design_id", "created_by_id", "worker_id", "fine_tuned_from_id", "init_weights_id", "created_at",
+               "design_id", "created_by_id", "worker_id", "fine_tuned_from_id", "init_weights_id", "sweep_id", "created_at",
                "finished_at", "design__id", "design__spec", "created_by__id", "created_by__username",
                "worker__id", "worker__name", "worker__hostname", "worker__status")
 DATASET_COLUMNS = ("id", "project_id", "name", "version", "status", "task", "modality", "num_samples", "num_classes",
                    "sha256", "created_at")
-ENTITIES = ("project", "dataset", "design", "run", "checkpoint", "worker", "concept")
+SWEEP_COLUMNS = ("id", "name", "status", "sampler", "pruner", "objectives", "n_trials", "parallelism", "search_space",
+                 "best", "created_at", "finished_at", "project_id", "dataset_id", "design_id", "created_by_id",
+                 "created_by__id", "created_by__username")
+ENTITIES = ("project", "dataset", "design", "sweep", "run", "checkpoint", "worker", "concept")
 
 
 def outbox_record(*, entity: str, object_id) -> OutboxEvent:
@@ -74,8 +78,9 @@ def graph_prepare(store: GraphStore) -> None:
 
 def outbox_catch_up(*, now=None) -> int:
     """Write events for changes that bypassed ``save()``: runs finished by a queryset update
-    (``run_finish``, ``run_cancel``) and checkpoints bulk-inserted by the metrics persister."""
-    from trainer_app.models import Checkpoint, Run
+    (``run_finish``, ``run_cancel``), sweeps started or ended by one, and checkpoints bulk-inserted by the
+    metrics persister."""
+    from trainer_app.models import Checkpoint, Run, Sweep
 
     now = now or timezone.now()
     with transaction.atomic():
@@ -88,12 +93,16 @@ def outbox_catch_up(*, now=None) -> int:
                     .values_list("id", flat=True))
         checkpoints = list(Checkpoint.objects.filter(created_at__gte=since).exclude(_has_event("checkpoint", "created_at"))
                            .values_list("id", flat=True))
+        sweeps = list(Sweep.objects.filter(Q(finished_at__gte=since) | Q(started_at__gte=since))
+                      .annotate(changed=run_changed).exclude(_has_event("sweep", "changed"))
+                      .values_list("id", flat=True))
         OutboxEvent.objects.bulk_create(
             [OutboxEvent(entity="run", object_id=str(pk)) for pk in runs]
-            + [OutboxEvent(entity="checkpoint", object_id=str(pk)) for pk in checkpoints])
+            + [OutboxEvent(entity="checkpoint", object_id=str(pk)) for pk in checkpoints]
+            + [OutboxEvent(entity="sweep", object_id=str(pk)) for pk in sweeps])
         cursor.position = now
         cursor.save(update_fields=["position"])
-    return len(runs) + len(checkpoints)
+    return len(runs) + len(checkpoints) + len(sweeps)
 
 
 def _has_event(entity: str, changed_at: str) -> Exists:

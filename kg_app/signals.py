@@ -25,12 +25,13 @@ _RECEIVERS: list = []
 
 def connect() -> None:
     from kg_app.models import Concept
-    from trainer_app.models import Checkpoint, Dataset, ModelDesign, Project, Run, Worker
+    from trainer_app.models import Checkpoint, Dataset, ModelDesign, Project, Run, Sweep, Worker
 
     watched = [
         (Project, _recorder("project")),
         (Dataset, _recorder("dataset")),
         (ModelDesign, _recorder("design")),
+        (Sweep, _recorder("sweep")),
         (Run, _recorder("run")),
         (Checkpoint, _recorder("checkpoint")),
         # A heartbeat saves the worker every few seconds: only its registration is news to the graph.

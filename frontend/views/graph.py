@@ -11,7 +11,8 @@ from trainer_app.selectors import user_is_site_admin
 
 # Where each kind of node lives in the app; "0" stands for the object's id.
 OBJECT_PAGES = {"Run": ("run-detail", "object_id"), "DatasetVersion": ("dataset-detail", "object_id"),
-                "ModelDesign": ("model-detail", "object_id"), "Checkpoint": ("run-detail", "run_id")}
+                "ModelDesign": ("model-detail", "object_id"), "Checkpoint": ("run-detail", "run_id"),
+                "Sweep": ("sweep-detail", "object_id")}
 
 
 @login_required

@@ -54,3 +54,12 @@ def test_site_admins_get_the_console(client, graph, user_factory):
     Membership.objects.create(project=project, user=user_factory("other-admin", staff=True), role=Role.ADMIN)
     client.force_login(project.memberships.get().user)
     assert b'data-testid="graph-console"' in client.get(reverse("graph")).content
+
+
+def test_dataset_and_model_pages_link_to_their_node_in_the_graph(client, run_factory):
+    run = run_factory(name="linked")
+    client.force_login(run_factory.owner)
+    dataset_page = client.get(reverse("dataset-detail", args=[run.dataset_id])).content.decode()
+    assert f'href="/graph/?node=datasetversion:{run.dataset_id}"' in dataset_page
+    model_page = client.get(reverse("model-detail", args=[run.design_id])).content.decode()
+    assert f'href="/graph/?node=design:{run.design_id}"' in model_page

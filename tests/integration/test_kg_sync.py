@@ -182,3 +182,32 @@ def test_kg_rebuild_command_rebuilds_the_configured_graph(store, lineage, settin
     call_command("kg_rebuild", stdout=out)
     assert "rebuilt the knowledge graph" in out.getvalue()
     assert snapshot(store) == synced
+
+
+def test_a_sweep_its_trials_and_its_search_concepts_reach_the_graph(store, run_factory):
+    from django.utils import timezone
+
+    from trainer_app.models import Sweep
+
+    parent = run_factory()
+    sweep = Sweep.objects.create(project=parent.project, dataset=parent.dataset, design=parent.design,
+                                 queue=parent.queue, created_by=run_factory.owner, name="lr search",
+                                 study_name=f"kg-{uuid.uuid4().hex}", sampler="tpe", pruner="asha",
+                                 objectives=[{"metric": "val_accuracy", "direction": "maximize"}],
+                                 search_space={"lr": {"type": "float", "low": 0.001, "high": 0.1, "log": True}})
+    trials = [run_factory(kind="trial", sweep=sweep, trial_number=number) for number in range(2)]
+    graph_sync(store=store)
+    node = store.run("MATCH (s:Sweep {key: $key}) RETURN s", {"key": f"sweep:{sweep.pk}"})[0]["s"]["properties"]
+    assert node["sampler"] == "tpe" and node["pruner"] == "asha" and node["objective"] == "maximize val_accuracy"
+    assert sorted(row["run"] for row in store.run(
+        "MATCH (r:Run)-[:PART_OF]->(:Sweep {key: $key}) RETURN r.key AS run", {"key": f"sweep:{sweep.pk}"})) == \
+        sorted(f"run:{trial.pk}" for trial in trials)
+    assert sorted(row["concept"] for row in store.run(
+        "MATCH (:Sweep {key: $key})-[:APPLIES]->(c:Concept) RETURN c.key AS concept", {"key": f"sweep:{sweep.pk}"})) \
+        == ["concept:asha", "concept:hyperparameter-tuning", "concept:tpe"]
+    # ended by a queryset update (the controller's way): the catch-up scan notices
+    Sweep.objects.filter(pk=sweep.pk).update(status="finished", started_at=timezone.now(), finished_at=timezone.now(),
+                                             best={"value": 0.97, "number": 1})
+    graph_sync(store=store)
+    node = store.run("MATCH (s:Sweep {key: $key}) RETURN s", {"key": f"sweep:{sweep.pk}"})[0]["s"]["properties"]
+    assert node["status"] == "finished" and node["best_value"] == 0.97

@@ -565,7 +565,9 @@ def _cache_summary(sweep: Sweep, study) -> None:
     elif complete:
         front = study.best_trials
         best = {"pareto": [{"number": trial.number, "values": trial.values, "params": trial.params} for trial in front]}
-    Sweep.objects.filter(pk=sweep.pk).update(counts=counts, best=best)
+    if counts != sweep.counts or best != sweep.best:
+        sweep.counts, sweep.best = counts, best
+        sweep.save(update_fields=["counts", "best"])  # a save: listeners (the knowledge graph) hear of it
 
 
 # --- pruning, asked by a trial's supervisor ---------------------------------------------------------------
