@@ -381,3 +381,29 @@ def test_three_trial_supervisors_report_at_once_without_database_is_locked(lab, 
     assert not any("locked" in output for output in outputs), outputs
     trials = _trials(lab, sweep_id)
     assert [len(trials[number]["intermediate"]) for number in range(3)] == [30, 30, 30], connection.vendor
+
+
+def test_two_objectives_give_a_pareto_front_of_accuracy_against_model_size(lab):
+    objectives = [{"metric": "val_accuracy", "direction": "maximize"}, {"metric": "parameters", "direction": "minimize"}]
+    response = create(lab, objective=None, objectives=objectives, sampler="nsga2", n_trials=2, parallelism=2,
+                      search_space={"model.width": {"type": "categorical", "choices": [8, 64]}},
+                      warm_start=[{"model.width": 8}, {"model.width": 64}])
+    assert response.status_code == 201, response.json()
+    sweep_id = response.json()["id"]
+    assert not any("NSGA-II" in warning for warning in response.json()["warnings"]), "two objectives: its use"
+    sweep_step(sweep_id=sweep_id)
+    small, large = Run.objects.filter(sweep_id=sweep_id).order_by("trial_number")
+    assert small.model_spec["options"]["hidden"] == [8] and large.model_spec["options"]["hidden"] == [64]
+    _finish_run(small, "succeeded", val_accuracy=0.90)
+    _finish_run(large, "succeeded", val_accuracy=0.97)
+    sweep_step(sweep_id=sweep_id)
+    detail = lab["client"].get(f"/api/sweeps/{sweep_id}/").json()
+    assert detail["status"] == "finished"
+    values = {trial["number"]: trial["values"] for trial in detail["trials"]}
+    assert values[0][0] == 0.90 and values[1][0] == 0.97 and values[0][1] < values[1][1], values
+    assert sorted(point["number"] for point in detail["best"]["pareto"]) == [0, 1], "neither dominates the other"
+    pareto = lab["client"].get(f"/api/sweeps/{sweep_id}/charts/pareto/").json()
+    assert pareto["data"] and "empty" not in pareto
+    promote = lab["client"].post(f"/api/sweeps/{sweep_id}/promote/", {}, format="json")
+    assert promote.status_code == 400 and "Pareto front" in str(promote.json())
+    assert lab["client"].post(f"/api/sweeps/{sweep_id}/promote/", {"trial": 1}, format="json").status_code == 201
