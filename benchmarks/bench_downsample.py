@@ -79,6 +79,17 @@ def populate(points: int) -> dict:
         else:
             cursor.executemany(f"INSERT INTO {MetricPoint._meta.db_table} ({', '.join(columns)}) "
                                f"VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    # what the persister keeps beside the points (or migration 0005 builds for older ones): per-metric
+    # summaries and per-block extremes
+    from trainer_app.models import RunMetric
+    from trainer_app.services.metrics import metric_rollups_rebuild
+
+    for name in ("train_loss", "lr", "val_accuracy"):
+        values = [row[3] for row in rows if row[1] == name]
+        RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name=name,
+                                 last=values[-1], last_step=points - 1 if name != "val_accuracy" else (points - 1) // 100 * 100,
+                                 min=min(values), max=max(values), count=len(values))
+        metric_rollups_rebuild(run_id=run.pk, name=name)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(f"VACUUM ANALYZE {MetricPoint._meta.db_table}")

@@ -4,8 +4,9 @@ from trainer_app.models.fleet import Worker, WorkerStatus
 from trainer_app.models.projects import Membership, Project, Role
 from trainer_app.models.sweeps import SWEEP_ACTIVE, SWEEP_FINAL, Sweep, SweepStatus
 from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, LeaderboardBaseline, MetricPoint,
+                                     MetricRollup,
                                      Queue, Run, RunKind, RunLog, RunMetric, RunStatus, RunTag)
 
 __all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES", "LeaderboardBaseline", "RunLog", "RunMetric", "RunTag",
-           "Membership", "SWEEP_ACTIVE", "SWEEP_FINAL", "Sweep", "SweepStatus", "MetricPoint", "ModelDesign", "Project", "Queue", "Role", "Run", "RunKind", "RunStatus",
+           "Membership", "SWEEP_ACTIVE", "SWEEP_FINAL", "Sweep", "SweepStatus", "MetricPoint", "MetricRollup", "ModelDesign", "Project", "Queue", "Role", "Run", "RunKind", "RunStatus",
            "SiteSettings", "Upload", "WeightsFile", "Worker", "WorkerStatus"]

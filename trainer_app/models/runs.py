@@ -30,17 +30,43 @@ class RunKind(models.TextChoices):
     LR_FINDER = "lr_finder", "Learning-rate finder"
 
 
+class QueueResourceClass(models.TextChoices):
+    CPU = "cpu", "CPU"
+    GPU = "gpu", "GPU"
+
+
+class QueueManager(models.Manager):
+    """Deleted queues keep their finished runs' history but are gone from every list and launch form
+    (a run reaches its queue through the base manager, which still sees them)."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Queue(models.Model):
-    """A named Celery queue admins can pause, resume and reprioritise."""
+    """A named Celery queue admins can pause, resume, reprioritise, cap and restrict to project roles."""
 
     name = models.SlugField(max_length=64, unique=True)
     description = models.CharField(max_length=255, blank=True)
+    resource_class = models.CharField(max_length=8, choices=QueueResourceClass.choices,
+                                      default=QueueResourceClass.CPU)
     paused = models.BooleanField(default=False)
     priority = models.PositiveSmallIntegerField(default=5, help_text="0 (highest) .. 9 (lowest)")
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="most runs starting or running at once; empty = no limit")
+    allowed_roles = models.JSONField(default=list, blank=True,
+                                     help_text="project roles that may launch on it (analyst, lead, admin); "
+                                               "empty = everyone")
     created_at = models.DateTimeField(auto_now_add=True)
+    deleted_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="set when an admin deleted a queue that finished runs still name")
+
+    objects = QueueManager()
+    all_objects = models.Manager()
 
     class Meta:
         ordering = ["priority", "name"]
+        base_manager_name = "all_objects"
 
     def __str__(self) -> str:
         return self.name
@@ -162,6 +188,26 @@ class RunLog(models.Model):
     class Meta:
         ordering = ["run", "entry"]
         constraints = [models.UniqueConstraint(fields=["run", "entry"], name="one_log_line_per_entry")]
+
+
+class MetricRollup(models.Model):
+    """A long series' extremes per block of ROLLUP_STEPS steps, kept by the persister beside its points, so
+    that a chart of a million points reads a few thousand rows instead of a million
+    (trainer_app/selectors/metrics.py; benchmarks/bench_downsample.py)."""
+
+    ROLLUP_STEPS = 256
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="rollups", db_index=False)
+    name = models.CharField(max_length=64)
+    block = models.BigIntegerField(help_text="step // ROLLUP_STEPS")
+    count = models.IntegerField(help_text="points in the block")
+    min_step = models.BigIntegerField()
+    min_value = models.FloatField()
+    max_step = models.BigIntegerField()
+    max_value = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "name", "block"], name="one_rollup_per_block")]
 
 
 class RunMetric(models.Model):

@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from trainer_app.models import Checkpoint, MetricPoint, Run, RunLog, RunMetric
+from trainer_app.models import Checkpoint, MetricPoint, MetricRollup, Run, RunLog, RunMetric
 from trainer_app.specs import relative_to_media
 from trainer_app.streams import decode_entry, redis_client, run_stream_key
 
@@ -68,7 +68,9 @@ def _apply(run_id: int, entries: list, position: str) -> None:
         if points:
             summaries = {row.name: row for row in RunMetric.objects.filter(run_id=run_id,
                                                                           name__in={name for name, _ in points})}
-            _upsert_points(run_id, points, only_new=_only_new_steps(points, summaries))
+            only_new = _only_new_steps(points, summaries)
+            _upsert_points(run_id, points, only_new=only_new)
+            _update_rollups(run_id, points, only_new=only_new)
         if checkpoints:
             Checkpoint.objects.bulk_create(checkpoints, update_conflicts=True, unique_fields=["run", "step"],
                                            update_fields=["epoch", "path", "best"])
@@ -139,6 +141,76 @@ def _upsert_points(run_id: int, points: dict, *, only_new: bool) -> None:
             except IntegrityError:
                 pass
         cursor.execute(f"{insert} {upsert}", [run_id])
+
+
+def _blocks(points) -> dict[tuple[str, int], list]:
+    """(name, block) -> [count, min_step, min_value, max_step, max_value] over (name, step, value) triples."""
+    size = MetricRollup.ROLLUP_STEPS
+    blocks: dict[tuple[str, int], list] = {}
+    for name, step, value in points:
+        key = (name, step // size)
+        block = blocks.get(key)
+        if block is None:
+            blocks[key] = [1, step, value, step, value]
+            continue
+        block[0] += 1
+        if value < block[2] or (value == block[2] and step < block[1]):
+            block[1], block[2] = step, value
+        if value > block[4] or (value == block[4] and step < block[3]):
+            block[3], block[4] = step, value
+    return blocks
+
+
+def _update_rollups(run_id: int, points: dict, *, only_new: bool) -> None:
+    """Keep each series' per-block extremes (MetricRollup) in step with its points, in the same transaction.
+    New steps merge into their blocks; a batch that replaced steps recomputes the blocks it touched."""
+    table = connection.ops.quote_name(MetricRollup._meta.db_table)
+    columns = "run_id, name, block, count, min_step, min_value, max_step, max_value"
+    if only_new:
+        blocks = _blocks((name, step, value) for (name, step), (value, _epoch, _time) in points.items())
+        conflict = (f"ON CONFLICT (run_id, name, block) DO UPDATE SET count = {table}.count + excluded.count, "
+                    f"min_step = CASE WHEN excluded.min_value < {table}.min_value THEN excluded.min_step "
+                    f"ELSE {table}.min_step END, "
+                    f"min_value = CASE WHEN excluded.min_value < {table}.min_value THEN excluded.min_value "
+                    f"ELSE {table}.min_value END, "
+                    f"max_step = CASE WHEN excluded.max_value > {table}.max_value THEN excluded.max_step "
+                    f"ELSE {table}.max_step END, "
+                    f"max_value = CASE WHEN excluded.max_value > {table}.max_value THEN excluded.max_value "
+                    f"ELSE {table}.max_value END")
+    else:
+        size = MetricRollup.ROLLUP_STEPS
+        touched: dict[str, set[int]] = {}
+        for name, step in points:
+            touched.setdefault(name, set()).add(step // size)
+        point_table = connection.ops.quote_name(MetricPoint._meta.db_table)
+        blocks = {}
+        with connection.cursor() as cursor:
+            for name, numbers in touched.items():
+                cursor.execute(f"SELECT step, value FROM {point_table} WHERE run_id = %s AND name = %s "
+                               f"AND step >= %s AND step < %s",
+                               [run_id, name, min(numbers) * size, (max(numbers) + 1) * size])
+                blocks.update(_blocks((name, step, value) for step, value in cursor.fetchall()))
+        conflict = ("ON CONFLICT (run_id, name, block) DO UPDATE SET count = excluded.count, "
+                    "min_step = excluded.min_step, min_value = excluded.min_value, max_step = excluded.max_step, "
+                    "max_value = excluded.max_value")
+    if not blocks:
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) {conflict}",
+                           [(run_id, name, block, *values) for (name, block), values in blocks.items()])
+
+
+def metric_rollups_rebuild(*, run_id: int, name: str, point_model=MetricPoint, rollup_model=MetricRollup) -> int:
+    """Rebuild one series' rollups from its points (migration 0005 for points written before rollups
+    existed). Returns the number of blocks."""
+    points = point_model.objects.filter(run_id=run_id, name=name).order_by("step").values_list("step", "value")
+    blocks = _blocks((name, step, value) for step, value in points.iterator(chunk_size=50_000))
+    rollup_model.objects.filter(run_id=run_id, name=name).delete()
+    rollup_model.objects.bulk_create(
+        [rollup_model(run_id=run_id, name=name, block=block, count=count, min_step=min_step, min_value=min_value,
+                      max_step=max_step, max_value=max_value)
+         for (_name, block), (count, min_step, min_value, max_step, max_value) in blocks.items()], batch_size=5_000)
+    return len(blocks)
 
 
 def _update_summaries(run_id: int, points: dict, existing: dict) -> None:
