@@ -26,11 +26,6 @@ def home(request):
     return redirect("runs")
 
 
-def _section(request, name: str, **extra):
-    context = {"section": EMPTY_STATES[name], "section_name": name, **extra}
-    return render(request, "frontend/section.html", context)
-
-
 def _require_site_admin(request) -> None:
     if not selectors.user_is_site_admin(request.user):
         raise PermissionDenied("Only admins can see this page.")
