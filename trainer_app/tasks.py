@@ -4,6 +4,7 @@ from celery import shared_task
 from trainer_app import services
 
 PAUSED_QUEUE_RETRY_SECONDS = 5
+FULL_QUEUE_RETRY_SECONDS = 5
 
 
 @shared_task(name="trainer_app.tasks.fleet_mark_offline", ignore_result=True)
@@ -34,6 +35,9 @@ def run_execute(self, run_id: int) -> str:
     worker_name = self.request.hostname
     owner = f"{worker_name}:{self.request.id}"
     if not run_claim(run_id=run_id, owner=owner, worker_name=worker_name):
+        if Run.objects.filter(id=run_id, status="queued", cancel_requested=False).exists():
+            # Still queued, so its queue is at max_concurrent: like a paused queue, come back later.
+            raise self.retry(countdown=FULL_QUEUE_RETRY_SECONDS, max_retries=None)
         return "not-claimed"
     return RunSupervisor(run_id, owner).execute()
 

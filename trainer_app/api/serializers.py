@@ -45,12 +45,33 @@ class TokenOutput(serializers.Serializer):
 
 
 class QueueOutput(serializers.ModelSerializer):
+    queued = serializers.IntegerField(read_only=True, default=None, help_text="runs waiting on it")
+    active = serializers.IntegerField(read_only=True, default=None, help_text="runs starting or running on it")
+
     class Meta:
         model = Queue
-        fields = ["id", "name", "description", "paused", "priority"]
+        fields = ["id", "name", "description", "resource_class", "paused", "priority", "max_concurrent",
+                  "allowed_roles", "queued", "active"]
 
 
 class QueueInput(serializers.Serializer):
     name = serializers.CharField(max_length=64)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     priority = serializers.IntegerField(required=False, default=5)
+    resource_class = serializers.CharField(required=False, default="cpu", help_text="cpu or gpu")
+    max_concurrent = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                              help_text="most runs starting or running at once; null = no limit")
+    allowed_roles = serializers.ListField(child=serializers.CharField(), required=False, default=list,
+                                          help_text="project roles that may use it (analyst, lead, admin); "
+                                                    "empty = everyone")
+    paused = serializers.BooleanField(required=False, default=False)
+
+
+class QueueUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=64, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    priority = serializers.IntegerField(required=False)
+    resource_class = serializers.CharField(required=False)
+    max_concurrent = serializers.IntegerField(required=False, allow_null=True)
+    allowed_roles = serializers.ListField(child=serializers.CharField(), required=False)
+    paused = serializers.BooleanField(required=False)

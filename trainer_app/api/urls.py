@@ -44,6 +44,7 @@ urlpatterns = [
     path("leaderboards/export.csv", leaderboards.LeaderboardExportView.as_view(), name="api-leaderboard-export"),
     path("leaderboards/baseline/", leaderboards.BaselineView.as_view(), name="api-leaderboard-baseline"),
     path("queues/", views.QueueListView.as_view(), name="api-queues"),
+    path("queues/<int:queue_id>/", views.QueueDetailView.as_view(), name="api-queue"),
     path("queues/<int:queue_id>/pause/", views.QueuePauseView.as_view(), name="api-queue-pause"),
     path("queues/<int:queue_id>/resume/", views.QueueResumeView.as_view(), name="api-queue-resume"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

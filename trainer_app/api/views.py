@@ -16,6 +16,7 @@ from trainer_app import health, selectors, services
 from trainer_app.api import serializers as s
 from trainer_app.api.permissions import IsSiteAdmin
 from trainer_app.models import Queue
+from trainer_app.selectors.fleet import queue_list
 from trainer_app.services import queues as queue_services
 
 
@@ -106,11 +107,12 @@ class WorkerListView(APIView):
 
 
 class QueueListView(APIView):
-    """Everyone sees the queues (to choose one at launch); only admins create them."""
+    """Everyone sees the queues (to choose one at launch), with how many runs wait and run on each; only
+    admins create them."""
 
     @extend_schema(responses=s.QueueOutput(many=True))
     def get(self, request):
-        return Response(s.QueueOutput(Queue.objects.all(), many=True).data)
+        return Response(s.QueueOutput(queue_list(), many=True).data)
 
     @extend_schema(request=s.QueueInput, responses={201: s.QueueOutput})
     def post(self, request):
@@ -122,6 +124,32 @@ class QueueListView(APIView):
         return Response(s.QueueOutput(queue).data, status=status.HTTP_201_CREATED)
 
 
+class QueueDetailView(APIView):
+    """One queue; admins change it (PATCH) or delete it (only when no unfinished run uses it)."""
+
+    def _queue(self, request, queue_id: int, *, change: bool) -> Queue:
+        if change and not selectors.user_is_site_admin(request.user):
+            raise PermissionDenied("Only admins can change or delete queues.")
+        return get_object_or_404(queue_list(), id=queue_id)
+
+    @extend_schema(responses=s.QueueOutput)
+    def get(self, request, queue_id: int):
+        return Response(s.QueueOutput(self._queue(request, queue_id, change=False)).data)
+
+    @extend_schema(request=s.QueueUpdateInput, responses=s.QueueOutput)
+    def patch(self, request, queue_id: int):
+        queue = self._queue(request, queue_id, change=True)
+        data = s.QueueUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        queue_services.queue_update(queue=queue, **data.validated_data)
+        return Response(s.QueueOutput(queue_list().get(pk=queue.pk)).data)
+
+    @extend_schema(request=None, responses={204: None, 400: OpenApiTypes.OBJECT})
+    def delete(self, request, queue_id: int):
+        queue_services.queue_delete(queue=self._queue(request, queue_id, change=True))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class QueuePauseView(APIView):
     permission_classes = [IsSiteAdmin]
     paused = True
@@ -129,7 +157,8 @@ class QueuePauseView(APIView):
     @extend_schema(request=None, responses=s.QueueOutput)
     def post(self, request, queue_id: int):
         queue = get_object_or_404(Queue, id=queue_id)
-        return Response(s.QueueOutput(queue_services.queue_set_paused(queue=queue, paused=self.paused)).data)
+        queue_services.queue_set_paused(queue=queue, paused=self.paused)
+        return Response(s.QueueOutput(queue_list().get(pk=queue.pk)).data)
 
 
 class QueueResumeView(QueuePauseView):

@@ -12,10 +12,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, IntegerField, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
-from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Run, RunStatus, Worker
+from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunStatus, Worker
 
 logger = logging.getLogger(__name__)
 MAX_DELIVERIES = 3
@@ -39,14 +41,29 @@ def run_enqueue(*, run: Run, fresh: bool = False) -> None:
 
 def run_claim(*, run_id: int, owner: str, worker_name: str | None = None) -> bool:
     """Take a queued run for this delivery. False when the run is cancelled, finished, or claimed
-    by a delivery that is still alive: that delivery does nothing."""
+    by a delivery that is still alive (that delivery does nothing), or when its queue already has
+    `max_concurrent` runs starting or running (the task comes back later)."""
     now = timezone.now()
     worker = Worker.objects.filter(name=worker_name).first() if worker_name else None
-    claimed = Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False).update(
-        status=RunStatus.STARTING, lease_owner=owner, heartbeat_at=now, deliveries=F("deliveries") + 1,
-        worker=worker, error="", started_at=now,
-    )
-    return claimed == 1
+    claimable = Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False)
+    changes = {"status": RunStatus.STARTING, "lease_owner": owner, "heartbeat_at": now,
+               "deliveries": F("deliveries") + 1, "worker": worker, "error": "", "started_at": now}
+    queue_id, limit = claimable.values_list("queue_id", "queue__max_concurrent").first() or (None, None)
+    if limit is None:
+        return claimable.update(**changes) == 1
+    with transaction.atomic():
+        # The queue's row lock serialises claims on one capped queue (PostgreSQL); the count and the claim
+        # are one statement, so SQLite's single writer cannot interleave them either.
+        limit = Queue.all_objects.select_for_update().values_list("max_concurrent", flat=True).get(pk=queue_id)
+        if limit is not None:
+            claimable = claimable.filter(GreaterThan(Value(limit), _active_count(queue_id)))
+        return claimable.update(**changes) == 1
+
+
+def _active_count(queue_id: int):
+    active = (Run.objects.filter(queue_id=queue_id, status__in=ACTIVE_STATUSES).order_by()
+              .values("queue_id").annotate(count=Count("id")).values("count"))
+    return Coalesce(Subquery(active, output_field=IntegerField()), Value(0))
 
 
 def run_mark_running(*, run_id: int, owner: str) -> bool:
@@ -239,6 +256,18 @@ def _init_weights(*, dataset, design, project, fine_tune_from, init_weights, fre
     return {"weights": str(path), "freeze": freeze}
 
 
+def _queue_check_role(*, queue, role: str, project) -> None:
+    """Refuse a queue the member's project role may not use, naming the ones they may."""
+    from trainer_app.selectors.fleet import queues_usable
+    from trainer_app.services.queues import queue_allowed_for
+
+    if queue_allowed_for(queue=queue, role=role):
+        return
+    usable = ", ".join(usable.name for usable in queues_usable(role=role)) or "none (ask an admin)"
+    raise ValidationError({"queue": f"Queue {queue.name!r} is for {' and '.join(queue.allowed_roles)} members only; "
+                                    f"as {role} of {project.name} you may use: {usable}."})
+
+
 def run_create(*, project, dataset, design, config: dict, resources: dict, queue_name: str, created_by,
                name: str = "", fine_tune_from=None, init_weights=None, freeze: list[str] | None = None,
                kind: str = "run", model_spec: dict | None = None, sweep=None, trial_number: int | None = None) -> Run:
@@ -248,7 +277,8 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
     from trainer_app.selectors import user_project_role
     from trainer_app.services.datasets import dataset_lock
 
-    if user_project_role(created_by, project) is None:
+    role = user_project_role(created_by, project)
+    if role is None:
         raise PermissionDenied("You are not a member of this project.")
     if dataset.project_id != project.pk or design.project_id != project.pk:
         raise ValidationError({"project": "The dataset and the model design must belong to the run's project."})
@@ -258,6 +288,7 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
     if queue is None:
         names = ", ".join(Queue.objects.values_list("name", flat=True)) or "none yet"
         raise ValidationError({"queue": f"No queue named {queue_name!r}: choose one of {names}."})
+    _queue_check_role(queue=queue, role=role, project=project)
     resources = _resources(resources)
     init = _init_weights(dataset=dataset, design=design, project=project, fine_tune_from=fine_tune_from,
                          init_weights=init_weights, freeze=list(freeze or []))
