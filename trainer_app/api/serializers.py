@@ -31,7 +31,7 @@ class MembershipOutput(serializers.ModelSerializer):
 class WorkerOutput(serializers.ModelSerializer):
     class Meta:
         model = Worker
-        fields = ["name", "hostname", "status", "last_heartbeat", "queues", "gpus", "cpu_count", "ram_mb",
+        fields = ["id", "name", "hostname", "status", "last_heartbeat", "queues", "gpus", "cpu_count", "ram_mb",
                   "software", "started_at"]
 
 

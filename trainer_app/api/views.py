@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 from trainer_app import health, selectors, services
 from trainer_app.api import serializers as s
 from trainer_app.api.permissions import IsSiteAdmin
-from trainer_app.models import Queue
+from trainer_app.models import Queue, Worker
 from trainer_app.selectors.fleet import queue_list
+from trainer_app.services import fleet as fleet_services
 from trainer_app.services import queues as queue_services
 
 
@@ -104,6 +105,20 @@ class WorkerListView(APIView):
     @extend_schema(responses=s.WorkerOutput(many=True))
     def get(self, request):
         return Response(s.WorkerOutput(selectors.worker_list(), many=True).data)
+
+
+class WorkerActionView(APIView):
+    """Admins drain a worker (it finishes its jobs and takes no more), resume it, or shut it down warmly."""
+
+    permission_classes = [IsSiteAdmin]
+    action_name = "drain"
+    actions = {"drain": fleet_services.worker_drain, "resume": fleet_services.worker_resume,
+               "shutdown": fleet_services.worker_shutdown}
+
+    @extend_schema(request=None, responses=s.WorkerOutput)
+    def post(self, request, worker_id: int):
+        worker = get_object_or_404(Worker, id=worker_id)
+        return Response(s.WorkerOutput(self.actions[self.action_name](worker=worker)).data)
 
 
 class QueueListView(APIView):

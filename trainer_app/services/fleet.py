@@ -1,9 +1,16 @@
-"""The fleet: workers register, heartbeat and go offline."""
+"""The fleet: workers register, heartbeat and go offline; admins drain, resume and shut them down.
+
+Drain and resume go through Celery's remote control (cancel_consumer / add_consumer for each of the
+worker's queues), and the worker's row says `draining` so that the fleet page and the placement see it.
+"""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from trainer_app.models import Worker, WorkerStatus
@@ -21,24 +28,24 @@ def worker_heartbeat(
     software: dict,
     started_at,
 ) -> Worker:
-    """Register a worker or renew its heartbeat; a worker that comes back is online again."""
+    """Register a worker or renew its heartbeat; a worker that comes back is online again. A draining
+    worker stays draining while it is the same process (same started_at): its heartbeat must not undo an
+    admin's drain, but a restarted worker consumes its queues again, so it is online."""
     now = timezone.now()
-    worker, _ = Worker.objects.update_or_create(
-        name=name,
-        defaults={
-            "hostname": hostname,
-            "queues": queues,
-            "pid": pid,
-            "cpu_count": cpu_count,
-            "ram_mb": ram_mb,
-            "gpus": gpus,
-            "software": software,
-            "started_at": started_at,
-            "last_heartbeat": now,
-            "status": WorkerStatus.ONLINE,
-        },
-    )
-    return worker
+    facts = {"hostname": hostname, "queues": queues, "pid": pid, "cpu_count": cpu_count, "ram_mb": ram_mb,
+             "gpus": gpus, "software": software, "last_heartbeat": now}
+    still_draining = When(status=WorkerStatus.DRAINING, started_at=started_at, then=Value(WorkerStatus.DRAINING))
+    status = Case(still_draining, default=Value(WorkerStatus.ONLINE))
+    for _ in range(2):
+        if Worker.objects.filter(name=name).update(status=status, started_at=started_at, **facts):
+            break
+        try:
+            with transaction.atomic():
+                Worker.objects.create(name=name, status=WorkerStatus.ONLINE, started_at=started_at, **facts)
+            break
+        except IntegrityError:  # registered meanwhile: update it
+            continue
+    return Worker.objects.get(name=name)
 
 
 def worker_mark_offline(*, name: str) -> int:
@@ -54,3 +61,56 @@ def workers_mark_offline_stale() -> int:
         .filter(last_heartbeat__lt=cutoff)
         .update(status=WorkerStatus.OFFLINE)
     )
+
+
+CONTROL_REPLY_SECONDS = 1.5
+
+
+def _control_app():
+    from config.celery import app
+
+    return app
+
+
+def _answered(replies, worker: Worker) -> bool:
+    return any(worker.name in reply for reply in replies or [])
+
+
+def _consumers(*, worker: Worker, command: str) -> None:
+    """Send add_consumer or cancel_consumer for each of the worker's queues; refuse if it does not answer."""
+    if worker.status == WorkerStatus.OFFLINE:
+        seen = f"{worker.last_heartbeat:%Y-%m-%d %H:%M:%S}"
+        raise ValidationError({"detail": f"{worker.name} is offline (last heartbeat {seen} UTC): start it again "
+                                         "on its machine; it registers online."})
+    control = _control_app().control
+    for queue in worker.queues:
+        replies = getattr(control, command)(queue, destination=[worker.name], reply=True,
+                                            timeout=CONTROL_REPLY_SECONDS)
+        if not _answered(replies, worker):
+            raise ValidationError({"detail": f"{worker.name} did not answer within {CONTROL_REPLY_SECONDS} s: it may "
+                                             "be down or cut off from the broker. Its status is unchanged."})
+
+
+def worker_drain(*, worker: Worker) -> Worker:
+    """Finish the current jobs, take no more: the worker stops consuming each of its queues."""
+    _consumers(worker=worker, command="cancel_consumer")
+    Worker.objects.filter(pk=worker.pk).update(status=WorkerStatus.DRAINING)
+    worker.refresh_from_db()
+    return worker
+
+
+def worker_resume(*, worker: Worker) -> Worker:
+    """A drained worker consumes its queues again."""
+    _consumers(worker=worker, command="add_consumer")
+    Worker.objects.filter(pk=worker.pk).update(status=WorkerStatus.ONLINE)
+    worker.refresh_from_db()
+    return worker
+
+
+def worker_shutdown(*, worker: Worker) -> Worker:
+    """Warm shutdown: the worker takes no more jobs, lets the ones it runs finish, then exits (and marks
+    itself offline). A run cut short anyway (the process killed) is resumed elsewhere from its last
+    checkpoint by the reaper."""
+    worker_drain(worker=worker)
+    _control_app().control.shutdown(destination=[worker.name])
+    return worker
