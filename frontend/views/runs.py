@@ -1,15 +1,22 @@
-"""Run pages: the project's runs and the live run page (the launch form is in launch.py).
+"""Run pages: the project's runs (filtered, sorted and paged as GET /api/runs/ does) and the live run page
+(the launch form is in launch.py).
 
 The run page draws from SQL and listens to the run's event stream (run_live.js).
 """
 from __future__ import annotations
 
+import re
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
 from frontend.views.datasets import _current_project
 from trainer_app import selectors
-from trainer_app.models import FINAL_STATUSES, RunStatus
+from trainer_app.models import FINAL_STATUSES, Dataset, Membership, ModelDesign, Run, RunMetric, RunStatus, RunTag
+from trainer_app.selectors.metrics import distinct_names
+from trainer_app.selectors.run_filters import METRIC_ORDER, RunFilterError, filter_runs, order_runs
 from trainer_app.selectors.runs import run_axis_anchors, run_log_tail, run_metric_last, run_summary_values
 
 CANCELLABLE = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
@@ -18,6 +25,19 @@ RESUMABLE = (RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.LOST)
 RESULT_METRICS = ("test_accuracy", "test_r2", "test_rmse", "val_accuracy", "val_r2")
 LIST_METRICS = RESULT_METRICS + ("val_loss",)
 LOG_LINES = 200
+
+PAGE_SIZE = 50
+# what GET /api/runs/ filters by, by the same names (the page chooses the project itself)
+LIST_FILTERS = ("dataset", "model", "status", "user", "tag", "created_after", "created_before", "search", "starred",
+                "archived")
+STATUS_CHOICES = [("", "any status"), ("queued,starting,running", "not finished"),
+                  *((value, value) for value in RunStatus.values)]
+BASE_ORDERS = [("-created", "newest first"), ("created", "oldest first"), ("name", "name A→Z"),
+               ("-name", "name Z→A"), ("status", "status")]
+# (sign, aggregate, label): "best" takes its direction from the metric (accuracy up, loss down)
+METRIC_ORDERS = [("", "best", "best"), ("-", "last", "last ↓"), ("", "last", "last ↑"), ("-", "min", "min ↓"),
+                 ("", "min", "min ↑"), ("-", "max", "max ↓"), ("", "max", "max ↑")]
+METRIC_NAME = re.compile(r"[a-z0-9_]+")  # the names order_runs accepts
 
 
 # --- the runs list ----------------------------------------------------------------------------------
@@ -37,18 +57,100 @@ def _list_rows(runs) -> list[dict]:
 
 @login_required
 def run_list(request):
+    """The project's runs through the API's own filters and orderings (GET /api/runs/), all in the query
+    string so that a view can be bookmarked and the table's refresh keeps it."""
     project, projects = _current_project(request)
-    status = request.GET.get("status", "")
-    runs = []
-    if project is not None:
-        queryset = selectors.run_list(user=request.user, project_id=project.pk)
-        if status in RunStatus.values:
-            queryset = queryset.filter(status=status)
-        runs = list(queryset.filter(archived=False)[:100])
-    active = any(run.status not in FINAL_STATUSES for run in runs)
     template = "frontend/runs/_table.html" if request.htmx else "frontend/runs/list.html"
-    return render(request, template, {"project": project, "projects": projects, "rows": _list_rows(runs),
-                                      "active": active, "status": status, "statuses": RunStatus.choices})
+    if project is None:
+        return render(request, template, {"project": None, "projects": projects})
+    params = _list_params(request)
+    context = {"project": project, "projects": projects, "params": params,
+               "has_filters": _has_filters(params),
+               "refresh_url": _list_url(project, params), "clear_url": _list_url(project, {})}
+    if not request.htmx:  # the bar's choices; the table's refresh does without them
+        context.update(_filter_choices(project, params))
+    try:
+        context.update(_list_page(request.user, project, params))
+    except RunFilterError as error:
+        return render(request, template, {**context, "error": error, "rows": []}, status=400)
+    return render(request, template, context)
+
+
+def _list_params(request) -> dict[str, str]:
+    """The list's filters, order and page from the query string, empty ones left out (a GET form sends
+    every field)."""
+    return {name: request.GET[name].strip() for name in (*LIST_FILTERS, "order", "page")
+            if request.GET.get(name, "").strip()}
+
+
+def _has_filters(params: dict[str, str]) -> bool:
+    return any(name in params for name in LIST_FILTERS)
+
+
+def _selector_params(params: dict[str, str]) -> dict[str, str]:
+    """The filters as filter_runs reads them. The page's `archived=all` is the selector's `archived` given
+    but empty: no filter on it (absent, the selector hides archived runs)."""
+    selected = {name: params[name] for name in LIST_FILTERS if name in params}
+    if selected.get("archived") == "all":
+        selected["archived"] = ""
+    return selected
+
+
+def _list_url(project, params: dict[str, str], **changes) -> str:
+    query = {"project": project.pk, **params, **changes}
+    return f"{reverse('runs')}?{urlencode({name: value for name, value in query.items() if value not in (None, '')})}"
+
+
+def _page_number(raw: str | None, total: int) -> int:
+    if raw is None:
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise RunFilterError("page", f"page must be a whole number from 1, not {raw!r}.")
+    return min(int(raw), max(1, -(-total // PAGE_SIZE)))  # past the end: the last page
+
+
+def _list_page(user, project, params: dict[str, str]) -> dict:
+    runs = filter_runs(selectors.run_list(user=user, project_id=project.pk), _selector_params(params))
+    runs = order_runs(runs, params.get("order"))
+    total = runs.count()
+    page = _page_number(params.get("page"), total)
+    start = (page - 1) * PAGE_SIZE
+    page_runs = list(runs.prefetch_related("tag_set")[start:start + PAGE_SIZE])
+    sort_metric = METRIC_ORDER.match(params.get("order", ""))
+    rows = _list_rows(page_runs)
+    for row in rows:
+        row["sort_value"] = getattr(row["run"], "sort_value", None)
+    only_archived = (total == 0 and not _has_filters(params)
+                     and Run.objects.filter(project=project, archived=True).exists())
+    return {"rows": rows, "total": total, "first": start + 1, "last": start + len(page_runs),
+            "active": any(run.status not in FINAL_STATUSES for run in page_runs),
+            "sort_metric": (sort_metric["name"], sort_metric["aggregate"]) if sort_metric else None,
+            "previous_url": _list_url(project, params, page=page - 1 if page > 2 else None) if page > 1 else None,
+            "next_url": _list_url(project, params, page=page + 1) if start + PAGE_SIZE < total else None,
+            "tag_query": urlencode({"project": project.pk, **{name: value for name, value in params.items()
+                                                             if name not in ("tag", "page")}}),
+            "only_archived": only_archived}
+
+
+def _filter_choices(project, params: dict[str, str]) -> dict:
+    """What the filter bar offers: the project's datasets, models, members, tags in use, and an ordering
+    by each metric its runs report."""
+    metric_names = [name for name in distinct_names(RunMetric, "project_id", project.pk) if METRIC_NAME.fullmatch(name)]
+    metric_orders = [(name, [(f"{sign}metric:{name}:{aggregate}", f"{name}: {label}")
+                             for sign, aggregate, label in METRIC_ORDERS]) for name in metric_names]
+    offered = {value for value, _ in BASE_ORDERS} | {value for _, group in metric_orders for value, _ in group}
+    orders = BASE_ORDERS + ([(params["order"], params["order"])] if params.get("order", "-created") not in offered else [])
+    statuses = STATUS_CHOICES + ([(params["status"], params["status"])]
+                                 if params.get("status", "") not in dict(STATUS_CHOICES) else [])
+    return {
+        "datasets": Dataset.objects.filter(project=project).order_by("name", "-version"),
+        "designs": ModelDesign.objects.filter(project=project).order_by("name", "-version"),
+        "members": list(Membership.objects.filter(project=project).order_by("user__username")
+                        .values_list("user__username", flat=True)),
+        "tags": list(RunTag.objects.filter(run__project=project).order_by("name").values_list("name", flat=True)
+                     .distinct()),
+        "status_choices": statuses, "order_choices": orders, "metric_orders": metric_orders,
+    }
 
 
 # --- the run page -----------------------------------------------------------------------------------
