@@ -63,3 +63,42 @@ def test_the_seeds_are_one_leaderboard_row(page, stack, three_seeds):
     expect(row.locator("td").nth(2)).to_have_text("3")
     expect(row).to_contain_text("±")
     screenshot(page, "leaderboard")
+
+
+def test_the_runs_list_tags_stars_and_filters_the_seeds(page, stack, three_seeds):
+    first, second, third = three_seeds["ids"]
+    sign_in(page, stack)
+    page.goto(f"{stack.url}/runs/")
+    page.check(f".compare-box[value='{first}']")
+    page.check(f".compare-box[value='{second}']")
+    expect(page.get_by_test_id("bulk-count")).to_have_text("2 selected")
+    page.get_by_test_id("bulk-tag").fill("e2e-pair")
+    page.get_by_test_id("bulk-action-tag").click()
+    expect(page.get_by_test_id("bulk-message")).to_contain_text("2 updated")
+    expect(page.locator(f"tr[data-run='{second}'] [data-testid=run-tags]")).to_contain_text("e2e-pair")  # refreshed
+    star = page.locator(f"tr[data-run='{third}'] [data-testid=star-toggle]")
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "runs-bulk-tagged")
+
+    page.select_option("[data-testid=filter-status]", "succeeded")  # a choice applies at once
+    expect(page).to_have_url(re.compile(r"[?&]status=succeeded"))
+    page.select_option("[data-testid=filter-tag]", "e2e-pair")
+    expect(page).to_have_url(re.compile(r"[?&]tag=e2e-pair"))
+    assert "dataset=" not in page.url  # empty fields stay out of a shared link
+    expect(page.locator("tr[data-run]")).to_have_count(2)
+    expect(page.locator(f"tr[data-run='{third}']")).to_have_count(0)
+    screenshot(page, "runs-filtered")
+    page.get_by_test_id("clear-filters").click()
+    page.check("[data-testid=filter-starred]")
+    expect(page).to_have_url(re.compile(r"[?&]starred=true"))
+    expect(page.locator(f"tr[data-run='{third}']")).to_be_visible()
+    expect(page.locator(f"tr[data-run='{first}']")).to_have_count(0)
+
+    page.goto(f"{stack.url}/runs/{third}/")
+    page.get_by_test_id("run-tags-input").fill("solo, e2e")
+    page.get_by_test_id("run-notes-input").fill("the third seed\nchecked by hand")
+    page.get_by_test_id("run-notes-save").click()
+    expect(page.get_by_test_id("run-notes-status")).to_have_text("Saved.")
+    page.goto(f"{stack.url}/runs/?tag=solo")
+    expect(page.locator(f"tr[data-run='{third}'] [data-testid=run-notes]")).to_have_text("the third seed")
