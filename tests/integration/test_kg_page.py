@@ -56,10 +56,12 @@ def test_site_admins_get_the_console(client, graph, user_factory):
     assert b'data-testid="graph-console"' in client.get(reverse("graph")).content
 
 
-def test_dataset_and_model_pages_link_to_their_node_in_the_graph(client, run_factory):
+def test_run_dataset_and_model_pages_link_to_their_node_in_the_graph(client, run_factory):
     run = run_factory(name="linked")
     client.force_login(run_factory.owner)
     dataset_page = client.get(reverse("dataset-detail", args=[run.dataset_id])).content.decode()
     assert f'href="/graph/?node=datasetversion:{run.dataset_id}"' in dataset_page
+    run_page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert f'href="/graph/?node=run:{run.pk}"' in run_page
     model_page = client.get(reverse("model-detail", args=[run.design_id])).content.decode()
     assert f'href="/graph/?node=design:{run.design_id}"' in model_page
