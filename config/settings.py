@@ -112,11 +112,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Short control tasks get their own queue and worker (`manage.py up` starts one), so runs that fill the
 # training worker's slots never starve a sweep's controller.
 CELERY_TASK_ROUTES = {"trainer_app.tasks.sweep_step": {"queue": "control"},
-                      "trainer_app.tasks.sweeps_tick": {"queue": "control"}}
+                      "trainer_app.tasks.sweeps_tick": {"queue": "control"},
+                      "trainer_app.tasks.runs_reconcile": {"queue": "control"}}
 CELERY_BEAT_SCHEDULE = {
     "sweeps-tick": {"task": "trainer_app.tasks.sweeps_tick", "schedule": 3.0},
     "fleet-mark-offline": {"task": "trainer_app.tasks.fleet_mark_offline", "schedule": 10.0},
     "runs-reap": {"task": "trainer_app.tasks.runs_reap", "schedule": 10.0},
+    # queued runs whose task message the broker lost are sent again (trainer_app/services/reconcile.py)
+    "runs-reconcile": {"task": "trainer_app.tasks.runs_reconcile", "schedule": 15.0, "options": {"expires": 60}},
     # the knowledge graph catches up with SQL every second (lag p95 0.97 s at 10 runs/s, docs/knowledge-graph.md)
     "kg-sync": {"task": "kg_app.tasks.kg_sync", "schedule": 1.0, "options": {"queue": "default", "expires": 30}},
 }

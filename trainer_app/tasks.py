@@ -64,3 +64,12 @@ def sweeps_tick() -> int:
     from trainer_app.services.sweeps import sweeps_tick as tick
 
     return tick()
+
+
+@shared_task(name="trainer_app.tasks.runs_reconcile", ignore_result=True)
+def runs_reconcile() -> dict:
+    """Periodic (beat, `control` queue): runs queued in SQL whose task message the broker lost (a flushed
+    or restarted Redis) are sent again, once."""
+    from trainer_app.services.reconcile import runs_reconcile as reconcile
+
+    return reconcile()
