@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trainer_app.api import datasets, designs, events, leaderboards, runs, sweeps, views, weights
+from trainer_app.api import datasets, designs, events, leaderboards, metrics, runs, sweeps, views, weights
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -49,6 +49,7 @@ urlpatterns = [
     path("queues/<int:queue_id>/", views.QueueDetailView.as_view(), name="api-queue"),
     path("queues/<int:queue_id>/pause/", views.QueuePauseView.as_view(), name="api-queue-pause"),
     path("queues/<int:queue_id>/resume/", views.QueueResumeView.as_view(), name="api-queue-resume"),
+    path("metrics/", metrics.MetricsView.as_view(), name="api-metrics"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from trainer_app.models import ACTIVE_STATUSES, Queue, RunStatus, Worker, WorkerStatus
+from trainer_app.models import ACTIVE_STATUSES, Queue, Run, RunStatus, Worker, WorkerStatus
 
 
 def worker_list() -> QuerySet[Worker]:
@@ -32,3 +32,36 @@ def queues_usable(*, role: str | None) -> list[Queue]:
     from trainer_app.services.queues import queue_allowed_for
 
     return [queue for queue in Queue.objects.all() if queue_allowed_for(queue=queue, role=role)]
+
+
+def _seconds(total) -> float:
+    return total.total_seconds() if total is not None else 0.0
+
+
+def fleet_metrics() -> dict:
+    """The figures /metrics exports: queue depths, workers by status, GPUs busy (held by a starting or
+    running run on a worker that is not offline) and free, runs by status, and the count and sum of run
+    durations (started to finished) and waits (created to started)."""
+    from trainer_app.models import FINAL_STATUSES
+
+    queues = {queue.name: {"queued": queue.queued, "active": queue.active, "paused": queue.paused,
+                           "max_concurrent": queue.max_concurrent} for queue in queue_list()}
+    workers = dict.fromkeys(WorkerStatus.values, 0)
+    workers.update(Worker.objects.values_list("status").annotate(count=Count("id")).order_by())
+    live = list(Worker.objects.exclude(status=WorkerStatus.OFFLINE).only("id", "gpus"))
+    held: dict[int, int] = {}
+    for worker_id, resources in Run.objects.filter(status__in=ACTIVE_STATUSES, worker__in=live).values_list(
+            "worker_id", "resources"):
+        held[worker_id] = held.get(worker_id, 0) + int((resources or {}).get("gpus_per_node") or 0)
+    total = sum(len(worker.gpus or []) for worker in live)
+    busy = sum(min(held.get(worker.pk, 0), len(worker.gpus or [])) for worker in live)
+    runs = dict.fromkeys(RunStatus.values, 0)
+    runs.update(Run.objects.values_list("status").annotate(count=Count("id")).order_by())
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    finished = Run.objects.filter(status__in=FINAL_STATUSES, started_at__isnull=False, finished_at__isnull=False)
+    durations = finished.aggregate(count=Count("id"), total=Sum(duration))
+    wait = ExpressionWrapper(F("started_at") - F("created_at"), output_field=DurationField())
+    waits = Run.objects.filter(started_at__isnull=False).aggregate(count=Count("id"), total=Sum(wait))
+    return {"queues": queues, "workers": workers, "gpus": {"busy": busy, "free": total - busy}, "runs": runs,
+            "run_duration": {"count": durations["count"], "sum": _seconds(durations["total"])},
+            "run_wait": {"count": waits["count"], "sum": _seconds(waits["total"])}}
