@@ -15,6 +15,7 @@ from django.urls import reverse
 from frontend.views.datasets import _current_project
 from trainer_app import selectors
 from trainer_app.models import FINAL_STATUSES, Dataset, Membership, ModelDesign, Run, RunMetric, RunStatus, RunTag
+from trainer_app.selectors.fleet import run_queue_place
 from trainer_app.selectors.metrics import distinct_names
 from trainer_app.selectors.run_filters import METRIC_ORDER, RunFilterError, filter_runs, order_runs
 from trainer_app.selectors.runs import run_axis_anchors, run_log_tail, run_metric_last, run_summary_values
@@ -195,4 +196,5 @@ def run_detail(request, run_id: int):
     return render(request, "frontend/runs/detail.html", {
         **_panels_context(run), "page": page,
         "can_cancel": run.status in CANCELLABLE, "can_resume": run.status in RESUMABLE,
+        "queue_place": run_queue_place(run=run),
     })

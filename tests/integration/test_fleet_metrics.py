@@ -56,11 +56,14 @@ def test_only_admins_read_the_metrics_by_session_or_token(client, api_client, us
     assert client.get("/api/metrics/").content.decode().startswith("# HELP trainyard_queue_depth ")
 
 
+def gpus(count: int) -> list[dict]:
+    return [{"name": "H100", "memory_total_mb": 81559} for _ in range(count)]
+
+
 def test_the_metrics_count_queues_workers_gpus_runs_durations_and_waits(client, user_factory, run_factory):
     now = timezone.now()
     cpu, _ = Queue.objects.get_or_create(name="cpu")
     gpu = Queue.objects.create(name="gpu", resource_class="gpu", paused=True)
-    gpus = lambda count: [{"name": "H100", "memory_total_mb": 81559} for _ in range(count)]  # noqa: E731
     node = Worker.objects.create(name="gpu@a", hostname="a", gpus=gpus(2), started_at=now, last_heartbeat=now)
     Worker.objects.create(name="gpu@b", hostname="b", gpus=gpus(1), status=WorkerStatus.DRAINING, started_at=now,
                           last_heartbeat=now)

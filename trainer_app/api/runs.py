@@ -1,6 +1,8 @@
 """Runs API: launch, list, detail, cancel, resume, metrics, checkpoints."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -16,6 +18,7 @@ from trainer_app.api.datasets import _project_for
 from trainer_app.api.errors import conflict
 from trainer_app.models import Checkpoint, Run, WeightsFile
 from trainer_app.selectors.compare import MAX_COMPARED, compare_metric_names, compare_runs
+from trainer_app.selectors.fleet import run_queue_place
 from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.selectors.run_filters import RunFilterError, filter_runs, order_runs
 from trainer_app.services import runs as run_services
@@ -137,10 +140,28 @@ class RunUpdateInput(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(), required=False)
 
 
+class RunDetailOutput(RunOutput):
+    queue_position = serializers.SerializerMethodField(help_text="while queued: 1 = next in its queue")
+    estimated_start = serializers.SerializerMethodField(help_text="while queued: when it should start; null = "
+                                                                  "unknown (no history, no worker, paused queue)")
+
+    class Meta(RunOutput.Meta):
+        fields = [*RunOutput.Meta.fields, "queue_position", "estimated_start"]
+
+    def get_queue_position(self, run) -> int | None:
+        place = self.context.get("queue_place")
+        return place["position"] if place else None
+
+    def get_estimated_start(self, run) -> datetime | None:
+        place = self.context.get("queue_place")
+        return place["estimated_start"] if place else None
+
+
 class RunDetailView(APIView):
-    @extend_schema(responses=RunOutput)
+    @extend_schema(responses=RunDetailOutput)
     def get(self, request, run_id: int):
-        return Response(RunOutput(_run(request, run_id)).data)
+        run = _run(request, run_id)
+        return Response(RunDetailOutput(run, context={"queue_place": run_queue_place(run=run)}).data)
 
     @extend_schema(request=RunUpdateInput, responses=RunOutput)
     def patch(self, request, run_id: int):
