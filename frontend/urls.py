@@ -1,6 +1,6 @@
 from django.urls import path
 
-from frontend.views import auth, compare, datasets, graph, launch, leaderboards, models, pages, runs, sweeps
+from frontend.views import auth, compare, concepts, datasets, graph, guidance, launch, leaderboards, models, pages, runs, sweeps
 
 urlpatterns = [
     path("login/", auth.LoginView.as_view(), name="login"),
@@ -13,6 +13,7 @@ urlpatterns = [
     path("models/<int:design_id>/", models.model_detail, name="model-detail"),
     path("runs/", runs.run_list, name="runs"),
     path("runs/new/", launch.run_launch, name="run-launch"),
+    path("runs/new/lr-finder/", guidance.run_lr_finder, name="run-lr-finder"),
     path("runs/compare/", compare.run_compare, name="run-compare"),
     path("runs/<int:run_id>/", runs.run_detail, name="run-detail"),
     path("sweeps/", sweeps.sweep_list, name="sweeps"),
@@ -21,6 +22,8 @@ urlpatterns = [
     path("leaderboards/", leaderboards.leaderboard_page, name="leaderboards"),
     path("leaderboards/pin/", leaderboards.leaderboard_pin, name="leaderboard-pin"),
     path("graph/", graph.graph_page, name="graph"),
+    path("concepts/", concepts.concept_list, name="concepts"),
+    path("concepts/<slug:slug>/", concepts.concept_detail, name="concept-detail"),
     path("projects/", pages.projects, name="projects"),
     path("projects/new/", pages.project_create, name="project-create"),
     path("projects/<int:project_id>/members/", pages.project_member_set, name="project-member-set"),

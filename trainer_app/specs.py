@@ -35,6 +35,8 @@ def run_spec(run: Run) -> dict:
         "result_file": str(directory / "result.json"),
         # a sweep trial asks its pruner after each epoch (the supervisor answers: trainer_app/runner.py)
         "control": {"epoch_gate": str(gate_directory(run)) if run.sweep_id else None, "gate_timeout_s": 120},
+        # a learning-rate finder sweeps the rate over one epoch instead of training (engine/trainer.py find_lr)
+        "lr_finder": {"start_lr": 1e-7, "end_lr": 10.0} if run.kind == "lr_finder" else None,
     }
 
 

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trainer_app.api import datasets, designs, events, leaderboards, metrics, runs, sweeps, views, weights
+from trainer_app.api import datasets, designs, events, guidance, leaderboards, metrics, runs, sweeps, views, weights
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -25,6 +25,9 @@ urlpatterns = [
     path("weights/", weights.WeightsListView.as_view(), name="api-weights"),
     path("runs/", runs.RunListView.as_view(), name="api-runs"),
     path("runs/bulk/", runs.RunBulkView.as_view(), name="api-runs-bulk"),
+    path("runs/lr-finder/", guidance.LrFinderView.as_view(), name="api-lr-finder"),
+    path("runs/<int:run_id>/lr-finder/", guidance.LrFinderResultView.as_view(), name="api-lr-finder-result"),
+    path("datasets/<int:dataset_id>/defaults/", guidance.DatasetDefaultsView.as_view(), name="api-dataset-defaults"),
     path("runs/compare/", runs.RunCompareView.as_view(), name="api-runs-compare"),
     path("runs/<int:run_id>/", runs.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:run_id>/cancel/", runs.RunCancelView.as_view(), name="api-run-cancel"),

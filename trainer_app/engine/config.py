@@ -310,6 +310,32 @@ class DistributedSpec:
 
 
 @dataclass
+class LrFinderSpec:
+    """A learning-rate range test instead of training: the rate grows exponentially from start_lr to end_lr,
+    one optimizer step each, over at most one epoch; the loss is recorded and a rate suggested."""
+
+    start_lr: float = 1e-7
+    """The first step's learning rate."""
+    end_lr: float = 10.0
+    """The rate the last step would reach."""
+    steps: int | None = None
+    """Steps in the test; null = one epoch's steps, at most 100 (the test never takes longer than an epoch)."""
+    stop_factor: float = 4.0
+    """Stop once the smoothed loss exceeds this many times its lowest value (the loss has diverged)."""
+    smoothing: float = 0.98
+    """The exponential moving average's weight on the past (bias-corrected), 0 = raw losses."""
+
+    def __post_init__(self) -> None:
+        _positive_number(self.start_lr, "start_lr")
+        _positive_number(self.end_lr, "end_lr")
+        _require(self.end_lr > self.start_lr, "end_lr", f"must be greater than start_lr ({self.start_lr})")
+        if self.steps is not None:
+            _require(self.steps >= 3, "steps", f"must be 3 or more (got {self.steps})")
+        _require(self.stop_factor > 1, "stop_factor", f"must be greater than 1 (got {self.stop_factor})")
+        _require(0 <= self.smoothing < 1, "smoothing", f"must be in [0, 1) (got {self.smoothing})")
+
+
+@dataclass
 class ControlSpec:
     """Outside control of the loop beyond SIGTERM: the epoch gate a sweep's pruner answers (engine/gate.py)."""
 
@@ -345,6 +371,8 @@ class RunSpec:
     """Process-group settings."""
     control: ControlSpec = field(default_factory=ControlSpec)
     """Outside control: the epoch gate."""
+    lr_finder: LrFinderSpec | None = None
+    """A learning-rate range test instead of training (nothing is checkpointed or tested); null = train."""
     result_file: str | None = None
     """Where rank 0 writes the result JSON at exit; by default result.json in checkpoint.dir (none without one)."""
 

@@ -182,7 +182,7 @@ def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop
                                 emit=lambda step, epoch, values: events.metrics(step=step, epoch=epoch,
                                                                                 values=values)).start()
     try:
-        return trainer.fit()
+        return trainer.find_lr(spec.lr_finder) if spec.lr_finder is not None else trainer.fit()
     finally:
         if monitor is not None:
             monitor.stop()

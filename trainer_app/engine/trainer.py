@@ -31,6 +31,25 @@ from .rng import capture_rng_state
 logger = logging.getLogger(__name__)
 
 
+def suggest_learning_rate(curve: list[tuple[float, float]]) -> tuple[float, float]:
+    """(suggested, min_loss_lr) from a range test's (lr, smoothed loss) points: a tenth of the rate where the
+    loss was lowest (Smith's rule of thumb, safe before the loss turns), or the rate where the loss fell
+    fastest if that is lower still. When the loss never fell (a test too short for this model and optimizer
+    to move), a tenth of the rate where it started to diverge: the usual distance below that edge."""
+    rates = [rate for rate, _ in curve]
+    losses = [loss for _, loss in curve]
+    lowest = min(range(len(losses)), key=losses.__getitem__)
+    min_loss_lr = rates[lowest]
+    if losses[lowest] > 0.98 * losses[0]:
+        edge = next((rate for rate, loss in curve if loss > 1.1 * losses[lowest]), rates[-1])
+        return edge / 10, min_loss_lr
+    logs = [math.log10(rate) for rate in rates[:lowest + 1]]
+    slopes = [(losses[index + 1] - losses[index - 1]) / (logs[index + 1] - logs[index - 1])
+              for index in range(1, len(logs) - 1)]
+    steepest = rates[1 + min(range(len(slopes)), key=slopes.__getitem__)] if slopes else min_loss_lr
+    return min(min_loss_lr / 10, steepest), min_loss_lr
+
+
 @dataclass
 class TrainState:
     """What a checkpoint needs to continue exactly where it was written."""
@@ -192,6 +211,57 @@ class Trainer:
             else:
                 correct = (outputs.detach().argmax(1) == targets).sum()
         return loss.detach(), correct
+
+    # --- the learning-rate range test -----------------------------------------------------------------
+
+    def find_lr(self, finder) -> Outcome:
+        """Leslie Smith's range test: one optimizer step per rate, the rate growing exponentially from
+        ``start_lr`` towards ``end_lr`` over at most one epoch; stops early once the smoothed loss has
+        diverged. Emits ``lr_finder_loss`` (smoothed), ``train_loss`` (raw) and ``lr`` at each step, then
+        ``lr_finder_suggested_lr`` and ``lr_finder_min_loss_lr``. Nothing is checkpointed."""
+        steps = max(3, min(finder.steps or min(self.steps_per_epoch, 100), self.steps_per_epoch))
+        ratio = finder.end_lr / finder.start_lr
+        rates = [finder.start_lr * ratio ** (index / (steps - 1)) for index in range(steps)]
+        # the moving average must follow the loss within a few steps however short the test is
+        smoothing = min(finder.smoothing, 1 - 4 / steps)
+        self.model.train()
+        average, lowest, curve = 0.0, math.inf, []
+        ending = "completed"
+        for index, (features, targets) in enumerate(self.batches.epoch(0, first_step=1, skip=0)):
+            if index >= steps:
+                break
+            if self._stop_agreed():
+                ending = "cancelled"
+                break
+            for group in self.optimizer.param_groups:
+                group["lr"] = rates[index]
+            loss, _ = self._run_batch(features, targets)
+            loss = float(self.context.all_reduce_sum(loss.float().reshape(1))[0]) / self.context.world_size
+            self.state.step = index + 1
+            if not math.isfinite(loss):
+                break  # every rank sees the same averaged loss: all stop here
+            average = smoothing * average + (1 - smoothing) * loss
+            smoothed = average / (1 - smoothing ** (index + 1))
+            curve.append((rates[index], smoothed))
+            self.events.metrics(step=index + 1, epoch=1, values={"lr_finder_loss": smoothed, "train_loss": loss,
+                                                                 "lr": rates[index]})
+            lowest = min(lowest, smoothed)
+            if index >= 3 and smoothed > finder.stop_factor * lowest:
+                break
+        if ending == "cancelled":
+            return Outcome(exit_codes.CANCELLED, "cancelled", f"cancelled at step {self.state.step}",
+                           self.state.step, 1)
+        if len(curve) < 3:
+            message = (f"the learning-rate range test diverged after {len(curve)} step(s), at lr "
+                       f"{rates[len(curve)]:.3g}: lower start_lr")
+            return Outcome(exit_codes.FAILED, "failed", message, self.state.step, 1)
+        suggested, min_loss_lr = suggest_learning_rate(curve)
+        self.events.metrics(step=self.state.step, epoch=1, values={"lr_finder_suggested_lr": suggested,
+                                                                   "lr_finder_min_loss_lr": min_loss_lr})
+        message = (f"learning-rate range test: {len(curve)} steps from {curve[0][0]:.3g} to {curve[-1][0]:.3g}; "
+                   f"suggested lr {suggested:.3g} (the loss was lowest at {min_loss_lr:.3g})")
+        logger.info(message)
+        return Outcome(exit_codes.SUCCEEDED, "succeeded", message, self.state.step, 1)
 
     # --- per-step points ---------------------------------------------------------------------------
 

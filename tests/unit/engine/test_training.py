@@ -280,3 +280,28 @@ def test_an_epoch_gate_nobody_answers_lets_the_run_go_on(tmp_path, digits_dir):
                                  control={"epoch_gate": str(tmp_path / "gate"), "gate_timeout_s": 0.2})
     assert code == exit_codes.SUCCEEDED
     assert sorted(path.name for path in (tmp_path / "gate").iterdir()) == ["epoch-1.json", "epoch-2.json"]
+
+
+def test_the_learning_rate_finder_sweeps_one_epoch_at_most_and_suggests_a_rate(tmp_path, digits_dir):
+    code, events, result = train(tmp_path, digits_dir, training={"optimizer": "adam", "batch_size": 32, "epochs": 1},
+                                 lr_finder={"start_lr": 1e-5, "end_lr": 10})
+    assert code == exit_codes.SUCCEEDED, result
+    points = [point for point in metric_points(events) if "lr_finder_loss" in point["values"]]
+    rates = [point["values"]["lr"] for point in points]
+    assert 3 <= len(points) <= 100 and rates == sorted(rates) and rates[0] == pytest.approx(1e-5)
+    final = final_values(events)
+    assert 1e-4 < final["lr_finder_suggested_lr"] < final["lr_finder_min_loss_lr"] <= rates[-1]
+    assert 1e-4 <= final["lr_finder_suggested_lr"] <= 3e-2, "Adam on digits trains well around 1e-3"
+    assert "suggested lr" in result["message"]
+    assert not any((tmp_path / "checkpoints").glob("step-*")), "a range test writes no checkpoint"
+
+
+def test_the_suggestion_is_a_tenth_of_the_lowest_loss_or_the_steepest_descent():
+    from trainer_app.engine.trainer import suggest_learning_rate
+
+    curve = [(10 ** exponent, loss) for exponent, loss in
+             [(-5, 2.30), (-4, 2.29), (-3, 2.0), (-2, 1.0), (-1, 0.6), (0, 3.0)]]
+    suggested, lowest = suggest_learning_rate(curve)
+    assert lowest == 0.1 and suggested == pytest.approx(0.01)  # steepest fall at 1e-3..1e-2 is >= 0.01
+    flat = [(10 ** exponent, loss) for exponent, loss in [(-4, 2.30), (-3, 2.30), (-2, 2.29), (-1, 2.30), (0, 2.8)]]
+    assert suggest_learning_rate(flat) == (pytest.approx(0.1), 0.01), "never fell: a tenth of where it diverged"
