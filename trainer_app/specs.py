@@ -36,7 +36,8 @@ def run_spec(run: Run) -> dict:
         # a sweep trial asks its pruner after each epoch (the supervisor answers: trainer_app/runner.py)
         "control": {"epoch_gate": str(gate_directory(run)) if run.sweep_id else None, "gate_timeout_s": 120},
         # a learning-rate finder sweeps the rate over one epoch instead of training (engine/trainer.py find_lr)
-        "lr_finder": {"start_lr": 1e-7, "end_lr": 10.0} if run.kind == "lr_finder" else None,
+        # (1e-6 .. 1: six decades, so that even a one-epoch test of 20-50 steps has a few steps per decade)
+        "lr_finder": {"start_lr": 1e-6, "end_lr": 1.0} if run.kind == "lr_finder" else None,
     }
 
 

@@ -34,15 +34,16 @@ logger = logging.getLogger(__name__)
 def suggest_learning_rate(curve: list[tuple[float, float]]) -> tuple[float, float]:
     """(suggested, min_loss_lr) from a range test's (lr, smoothed loss) points: a tenth of the rate where the
     loss was lowest (Smith's rule of thumb, safe before the loss turns), or the rate where the loss fell
-    fastest if that is lower still. When the loss never fell (a test too short for this model and optimizer
-    to move), a tenth of the rate where it started to diverge: the usual distance below that edge."""
+    fastest if that is lower still. When the smoothed loss never fell by 2 % (a test too short for this model
+    and optimizer to move: its lowest point is noise), a twentieth of the rate where it started to diverge
+    (or of the last rate tried): safely below that edge, whatever the optimizer."""
     rates = [rate for rate, _ in curve]
     losses = [loss for _, loss in curve]
     lowest = min(range(len(losses)), key=losses.__getitem__)
     min_loss_lr = rates[lowest]
     if losses[lowest] > 0.98 * losses[0]:
         edge = next((rate for rate, loss in curve if loss > 1.1 * losses[lowest]), rates[-1])
-        return edge / 10, min_loss_lr
+        return edge / 20, min_loss_lr
     logs = [math.log10(rate) for rate in rates[:lowest + 1]]
     slopes = [(losses[index + 1] - losses[index - 1]) / (logs[index + 1] - logs[index - 1])
               for index in range(1, len(logs) - 1)]

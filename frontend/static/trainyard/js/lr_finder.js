@@ -81,7 +81,8 @@ async function follow(runId) {
     await draw(result);
     if (result.status === "succeeded") {
       show(status, `Done: ${result.curve.length} steps. The loss was lowest at ${result.min_loss_lr.toPrecision(2)}; `
-        + "a tenth of that (or where it fell fastest) is a safe learning rate.");
+        + "the suggestion sits safely below it (a tenth of it, where the loss fell fastest, or — if the loss barely moved — "
+        + "a twentieth of where it blew up).");
       document.getElementById("lr-finder-value").textContent = result.suggested_lr.toPrecision(2);
       document.getElementById("lr-finder-suggestion").hidden = false;
       guide.dataset.suggested = String(result.suggested_lr);
