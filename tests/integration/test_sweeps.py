@@ -407,3 +407,13 @@ def test_two_objectives_give_a_pareto_front_of_accuracy_against_model_size(lab):
     promote = lab["client"].post(f"/api/sweeps/{sweep_id}/promote/", {}, format="json")
     assert promote.status_code == 400 and "Pareto front" in str(promote.json())
     assert lab["client"].post(f"/api/sweeps/{sweep_id}/promote/", {"trial": 1}, format="json").status_code == 201
+
+
+def test_a_sweep_on_a_queue_the_members_role_may_not_use_is_refused_up_front(lab):
+    from trainer_app.models import Queue
+
+    Queue.objects.create(name="leads-only", allowed_roles=["lead", "admin"])
+    response = create(lab, queue="leads-only")
+    assert response.status_code == 400 and "'leads-only' is for lead and admin members only" in \
+        response.json()["queue"][0]
+    assert not Sweep.objects.exists()

@@ -268,6 +268,18 @@ def _queue_check_role(*, queue, role: str, project) -> None:
                                     f"as {role} of {project.name} you may use: {usable}."})
 
 
+def _queue_check_resources(*, queue, resources: dict) -> None:
+    """A job that needs GPUs goes to a gpu-class queue: a CPU worker would never run it."""
+    from trainer_app.models import Queue
+
+    if resources.get("gpus_per_node") and getattr(queue, "resource_class", "gpu") == "cpu":
+        gpu_queues = ", ".join(Queue.objects.filter(resource_class="gpu").values_list("name", flat=True)) or \
+            "none yet (ask an admin to create one)"
+        raise ValidationError({"queue": f"{resources['gpus_per_node']} GPU(s) per node need a GPU queue, and "
+                                        f"{queue.name!r} is a CPU queue: choose one of {gpu_queues}, or set "
+                                        "gpus_per_node to 0."})
+
+
 def run_create(*, project, dataset, design, config: dict, resources: dict, queue_name: str, created_by,
                name: str = "", fine_tune_from=None, init_weights=None, freeze: list[str] | None = None,
                kind: str = "run", model_spec: dict | None = None, sweep=None, trial_number: int | None = None) -> Run:
@@ -290,6 +302,7 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
         raise ValidationError({"queue": f"No queue named {queue_name!r}: choose one of {names}."})
     _queue_check_role(queue=queue, role=role, project=project)
     resources = _resources(resources)
+    _queue_check_resources(queue=queue, resources=resources)
     init = _init_weights(dataset=dataset, design=design, project=project, fine_tune_from=fine_tune_from,
                          init_weights=init_weights, freeze=list(freeze or []))
     normalised = _engine_spec_check(dataset=dataset, design=design, config={**config, "freeze": init.get("freeze")},

@@ -205,6 +205,10 @@ def sweep_create(*, project, dataset, design, config: dict, search_space, object
     if queue is None:
         names = ", ".join(Queue.objects.values_list("name", flat=True)) or "none yet"
         raise ValidationError({"queue": f"No queue named {queue_name!r}: choose one of {names}."})
+    from trainer_app.services.runs import _queue_check_resources, _queue_check_role
+
+    _queue_check_role(queue=queue, role=user_project_role(created_by, project), project=project)
+    _queue_check_resources(queue=queue, resources=resources)
     # the base settings with the first value of each parameter must make a run the engine accepts
     first = {name: (spec["choices"][0] if spec["type"] == "categorical" else spec["low"]) for name, spec in space.items()}
     sample_config, _ = trial_settings(base, design.spec, first)
