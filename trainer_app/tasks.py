@@ -36,7 +36,8 @@ def run_execute(self, run_id: int) -> str:
     owner = f"{worker_name}:{self.request.id}"
     if not run_claim(run_id=run_id, owner=owner, worker_name=worker_name):
         if Run.objects.filter(id=run_id, status="queued", cancel_requested=False).exists():
-            # Still queued, so its queue is at max_concurrent: like a paused queue, come back later.
+            # Still queued, so its queue is at max_concurrent or this worker has too few free GPUs: like a
+            # paused queue, come back later (to this worker or another).
             raise self.retry(countdown=FULL_QUEUE_RETRY_SECONDS, max_retries=None)
         return "not-claimed"
     return RunSupervisor(run_id, owner).execute()

@@ -41,23 +41,57 @@ def run_enqueue(*, run: Run, fresh: bool = False) -> None:
 
 def run_claim(*, run_id: int, owner: str, worker_name: str | None = None) -> bool:
     """Take a queued run for this delivery. False when the run is cancelled, finished, or claimed
-    by a delivery that is still alive (that delivery does nothing), or when its queue already has
-    `max_concurrent` runs starting or running (the task comes back later)."""
+    by a delivery that is still alive (that delivery does nothing), when its queue already has
+    `max_concurrent` runs starting or running, or when this worker has fewer free GPUs than the run needs
+    (the task comes back later). A claimed run gets its own CUDA_VISIBLE_DEVICES: GPUs of this worker that
+    no other active run holds (none for a CPU job, which then sees no GPU)."""
     now = timezone.now()
     worker = Worker.objects.filter(name=worker_name).first() if worker_name else None
     claimable = Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False)
     changes = {"status": RunStatus.STARTING, "lease_owner": owner, "heartbeat_at": now,
                "deliveries": F("deliveries") + 1, "worker": worker, "error": "", "started_at": now}
-    queue_id, limit = claimable.values_list("queue_id", "queue__max_concurrent").first() or (None, None)
-    if limit is None:
+    row = claimable.values_list("queue_id", "queue__max_concurrent", "resources").first()
+    if row is None:
+        return False
+    queue_id, limit, resources = row
+    needed = int((resources or {}).get("gpus_per_node") or 0)
+    if limit is None and not needed:
+        changes["resources"] = {**(resources or {}), "cuda_visible_devices": ""}
         return claimable.update(**changes) == 1
     with transaction.atomic():
-        # The queue's row lock serialises claims on one capped queue (PostgreSQL); the count and the claim
-        # are one statement, so SQLite's single writer cannot interleave them either.
-        limit = Queue.all_objects.select_for_update().values_list("max_concurrent", flat=True).get(pk=queue_id)
+        if needed:
+            devices = _place_gpus(worker, needed)
+            if devices is None:
+                return False
+            changes["resources"] = {**resources, "cuda_visible_devices": devices}
+        else:
+            changes["resources"] = {**(resources or {}), "cuda_visible_devices": ""}
         if limit is not None:
-            claimable = claimable.filter(GreaterThan(Value(limit), _active_count(queue_id)))
+            # The queue's row lock serialises claims on one capped queue (PostgreSQL); the count and the claim
+            # are one statement, so SQLite's single writer cannot interleave them either.
+            limit = Queue.all_objects.select_for_update().values_list("max_concurrent", flat=True).get(pk=queue_id)
+            if limit is not None:
+                claimable = claimable.filter(GreaterThan(Value(limit), _active_count(queue_id)))
         return claimable.update(**changes) == 1
+
+
+def _place_gpus(worker, needed: int) -> str | None:
+    """`needed` GPU indices of this worker that no active run holds, as CUDA_VISIBLE_DEVICES ("0,1"), or None
+    when there are not enough. Call inside a transaction: the worker's row lock serialises placements on
+    one worker, so two deliveries never get the same GPU."""
+    if worker is None:
+        return None
+    worker = Worker.objects.select_for_update().filter(pk=worker.pk).first()
+    indices = [gpu.get("index", position) for position, gpu in enumerate(worker.gpus or [])]
+    if len(indices) < needed:
+        return None
+    held = set()
+    for resources in Run.objects.filter(worker=worker, status__in=ACTIVE_STATUSES).values_list("resources", flat=True):
+        held |= {part for part in str((resources or {}).get("cuda_visible_devices") or "").split(",") if part}
+    free = [index for index in indices if str(index) not in held]
+    if len(free) < needed:
+        return None
+    return ",".join(str(index) for index in free[:needed])
 
 
 def _active_count(queue_id: int):
