@@ -1,0 +1,94 @@
+"""Issue 8: a placement decision p95 <= 50 ms with 100 simulated workers of 8 GPUs and 10,000 queued jobs.
+
+A placement decision is what a worker does when a delivery reaches it (trainer_app/services/runs.run_claim):
+take the run if it is still queued, its queue is under its max_concurrent, and this worker has enough GPUs
+that no active run holds; lock the worker's row, pick the GPUs, claim the run with its CUDA_VISIBLE_DEVICES.
+Here: 100 worker rows as GPU nodes' heartbeats write them (8 GPUs each), 10,000 queued runs asking for 1, 2,
+4 or 8 GPUs, and runs already holding half the fleet's GPUs; then 300 deliveries to random workers, timed one
+by one (claimed or refused: both are decisions). PostgreSQL, then SQLite.
+
+    .venv/bin/python benchmarks/bench_placement.py [--backends postgres,sqlite]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+WORKERS, GPUS, QUEUED, DECISIONS = 100, 8, 10_000, 300
+
+
+def child(backend: str) -> None:
+    harness.setup_django(harness.database_url_for(backend, "trainyard_bench_placement"))
+    from django.utils import timezone
+
+    from trainer_app.models import Run, RunStatus, Worker, WorkerStatus
+    from trainer_app.services.runs import run_claim
+
+    fixtures = harness.bench_fixtures("placement")
+    generator = random.Random(7)
+    Run.objects.filter(project=fixtures["project"]).delete()
+    Worker.objects.filter(name__startswith="bench-gpu").delete()
+    now = timezone.now()
+    workers = Worker.objects.bulk_create([Worker(
+        name=f"bench-gpu{index}@node{index}", hostname=f"node{index}", status=WorkerStatus.ONLINE, queues=["gpu"],
+        cpu_count=64, ram_mb=512_000, started_at=now, last_heartbeat=now,
+        gpus=[{"index": gpu, "name": "NVIDIA H200", "memory_total_mb": 143771} for gpu in range(GPUS)])
+        for index in range(WORKERS)])
+    common = {"project": fixtures["project"], "dataset": fixtures["dataset"], "design": fixtures["design"],
+              "queue": fixtures["queue"], "created_by": fixtures["user"]}
+    running = []
+    for worker in workers:  # half of every node busy: GPUs 0-3 held by two 2-GPU runs
+        for devices in ("0,1", "2,3"):
+            running.append(Run(**common, status=RunStatus.RUNNING, worker=worker,
+                               resources={"nproc_per_node": 2, "gpus_per_node": 2, "cuda_visible_devices": devices}))
+    Run.objects.bulk_create(running, batch_size=2_000)
+    queued = Run.objects.bulk_create([Run(**common, status=RunStatus.QUEUED, resources={
+        "nproc_per_node": 1, "gpus_per_node": generator.choice((1, 1, 2, 4, 8))}) for _ in range(QUEUED)],
+        batch_size=2_000)
+    if backend == "postgres":
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    timings, claimed = [], 0
+    for attempt in range(DECISIONS):
+        run, worker = generator.choice(queued), generator.choice(workers)
+        started = time.perf_counter()
+        claimed += run_claim(run_id=run.pk, owner=f"bench:{attempt}", worker_name=worker.name)
+        timings.append((time.perf_counter() - started) * 1000)
+    print(f"[{backend}] {WORKERS} workers x {GPUS} GPUs, {QUEUED:,} queued, {len(running)} running: "
+          f"{DECISIONS} decisions ({claimed} claimed, {DECISIONS - claimed} refused) "
+          f"{harness.describe(timings)}; p95 {harness.percentile(timings, 95):.1f} ms", flush=True)
+    print(f"RESULT {backend} {harness.percentile(timings, 95):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="postgres,sqlite")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    print(harness.machine_line())
+    results = {}
+    for backend in args.backends.split(","):
+        output = subprocess.run([sys.executable, __file__, "--child", backend], capture_output=True, text=True)
+        print(output.stdout.strip() or output.stderr[-3000:])
+        for line in output.stdout.splitlines():
+            if line.startswith("RESULT"):
+                results[backend] = float(line.split()[2])
+    print("SUMMARY placement: " + ", ".join(f"{backend} p95 {value:.1f} ms" for backend, value in results.items())
+          + f" (target <= 50 ms: {'MET' if results and max(results.values()) <= 50 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
