@@ -1,6 +1,8 @@
-"""The outbox that feeds the knowledge graph, and the concepts admins add to the ontology."""
+"""The outbox that feeds the knowledge graph, the concepts admins add to the ontology, and their edits of
+the concepts' explanations."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -50,3 +52,23 @@ class Concept(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ConceptExplanation(models.Model):
+    """An admin's wording of a concept's explanation, overriding the built-in text (kg_app/explanations.py)
+    part by part: an empty part falls back to the built-in one. Plain text, always rendered escaped."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    what = models.TextField(blank=True)
+    when = models.TextField(blank=True)
+    typical = models.TextField(blank=True)
+    pitfalls = models.TextField(blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return f"explanation of {self.slug}"

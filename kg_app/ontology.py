@@ -108,6 +108,69 @@ CONCEPTS: tuple[ConceptSpec, ...] = (
        ["data-preparation"]),
     _c("splitting", "Splitting", "Separating train, validation and test data so scores are honest.",
        ["data-preparation"]),
+    # The settings of the forms: what each option of the dataset, model, launch and sweep forms is about.
+    _c("learning-rate", "Learning rate", "How large a step the optimizer takes along the gradient at each update.",
+       ["model-optimisation"]),
+    _c("batch-size", "Batch size", "How many samples are averaged into one gradient step.", ["model-optimisation"]),
+    _c("epochs", "Epochs", "How many full passes over the training data a run makes.", ["model-optimisation"]),
+    _c("momentum", "Momentum", "Keeps part of the previous steps' direction, smoothing noisy gradients.",
+       ["model-optimisation"]),
+    _c("gradient-clipping", "Gradient clipping", "Caps the size of the gradient so one bad batch cannot throw the "
+       "weights far off.", ["model-optimisation"]),
+    _c("learning-rate-warmup", "Warm-up", "Raises the learning rate from 0 to its target over the first epochs.",
+       ["learning-rate-schedule"]),
+    _c("step-decay", "Step decay", "Multiplies the learning rate by a factor (gamma) every few epochs.",
+       ["learning-rate-schedule"]),
+    _c("cosine-annealing", "Cosine annealing", "Lowers the learning rate along a half cosine curve, to 0 at the end.",
+       ["learning-rate-schedule"]),
+    _c("one-cycle", "One-cycle policy", "Raises the learning rate to a peak, then lowers it far below the start.",
+       ["learning-rate-schedule"]),
+    _c("regularisation", "Regularisation", "Techniques that stop a model from memorising its training data, so it "
+       "does better on new data.", ["model-optimisation"]),
+    _c("weight-decay", "Weight decay", "Pulls every weight a little towards 0 at each step, favouring simpler models.",
+       ["regularisation"]),
+    _c("label-smoothing", "Label smoothing", "Trains towards slightly softened class labels instead of 100% certainty.",
+       ["regularisation"]),
+    _c("dropout", "Dropout", "Switches off a random fraction of a layer's units at each training step.",
+       ["regularisation"]),
+    _c("early-stopping", "Early stopping", "Ends a run when a validation metric has stopped improving.",
+       ["regularisation"]),
+    _c("mixed-precision-training", "Mixed precision", "Computes in 16-bit numbers (bf16, fp16) where it is safe: "
+       "faster, less GPU memory.", ["large-scale-training"]),
+    _c("reproducibility", "Reproducibility", "Seeds and deterministic kernels so a run can be repeated exactly.",
+       ["large-scale-training"]),
+    _c("gpu-training", "GPU training", "Running the training maths on graphics processors instead of the CPU.",
+       ["distributed-computing"]),
+    _c("job-queue", "Job queues", "Named lines of waiting runs that workers take jobs from, by resource and priority.",
+       ["distributed-system-design"]),
+    _c("batch-normalisation", "Batch normalisation", "Re-centres and re-scales a layer's outputs over each batch.",
+       ["architectures"]),
+    _c("activation-function", "Activation function", "The non-linear function (ReLU, GELU…) applied after a layer.",
+       ["architectures"]),
+    _c("pooling", "Pooling", "Shrinks an image's feature maps by keeping the maximum or average of each patch.",
+       ["cnn"]),
+    _c("learning-task", "Learning task", "What the model predicts: a class (classification) or a number "
+       "(regression).", ["large-scale-training"]),
+    _c("classification", "Classification", "Predicting one of a fixed set of labels.", ["learning-task"]),
+    _c("regression", "Regression", "Predicting a number on a continuous scale.", ["learning-task"]),
+    _c("features-and-target", "Features and target", "The input columns a model learns from and the column it "
+       "predicts.", ["data-preparation"]),
+    _c("missing-values", "Missing values", "Empty or unreadable cells in a table, filled in or dropped before "
+       "training.", ["data-cleaning"]),
+    _c("file-parsing", "Reading table files", "How a CSV/TSV file is read: delimiter, text encoding, header row.",
+       ["data-preparation"]),
+    _c("image-size", "Image size", "The height and width every image is resized to before training.",
+       ["data-preparation"]),
+    _c("search-space", "Search space", "The settings a sweep varies and the range or choices of each.",
+       ["hyperparameter-tuning"]),
+    _c("objective-metric", "Objective", "The metric a sweep tries to improve, and whether higher or lower is better.",
+       ["hyperparameter-tuning"]),
+    _c("trial-budget", "Trial budget", "How much a sweep may spend: a number of trials, a time limit or a target "
+       "value.", ["hyperparameter-tuning"]),
+    _c("parallel-trials", "Parallel trials", "How many trials of a sweep train at the same time.",
+       ["hyperparameter-tuning"]),
+    _c("warm-starting", "Warm-starting a sweep", "Running known good settings first so the search starts from "
+       "experience.", ["hyperparameter-tuning"]),
 )
 
 CONCEPT_SLUGS = frozenset(concept.slug for concept in CONCEPTS)
@@ -118,6 +181,61 @@ FAMILY_CONCEPTS = {"MLP": "mlp", "CNN": "cnn", "ResNet": "resnet", "RNN": "rnn",
 SAMPLER_CONCEPTS = {"tpe": "tpe", "random": "random-search", "grid": "grid-search", "cmaes": "cma-es",
                     "nsga2": "nsga-ii", "qmc": "quasi-monte-carlo"}
 PRUNER_CONCEPTS = {"asha": "asha", "hyperband": "hyperband", "median": "median-pruning"}
+SCHEDULE_CONCEPTS = {"none": "learning-rate-schedule", "step": "step-decay", "cosine": "cosine-annealing",
+                     "onecycle": "one-cycle"}
+
+# What each option of the forms is about, for its explanation (kg_app/explanations.py). An option that no
+# run "applies" (pruner none, task auto) points at the broader concept that explains the choice.
+PRUNER_OPTION_CONCEPTS = {"none": "early-stopping-of-trials", **PRUNER_CONCEPTS}
+TASK_CONCEPTS = {"auto": "learning-task", "classification": "classification", "regression": "regression"}
+PRESET_CONCEPTS = {"mlp": "mlp", "small_cnn": "cnn", "resnet18": "resnet", "resnet34": "resnet", "resnet50": "resnet",
+                   "vit_tiny": "transformer", "tab_transformer": "transformer"}
+LAYER_CONCEPTS = {
+    "Conv2d": "cnn", "BatchNorm": "batch-normalisation", "BatchNorm1d": "batch-normalisation",
+    "BatchNorm2d": "batch-normalisation", "ReLU": "activation-function", "GELU": "activation-function",
+    "Tanh": "activation-function", "Sigmoid": "activation-function", "LeakyReLU": "activation-function",
+    "MaxPool2d": "pooling", "AvgPool2d": "pooling", "AdaptiveAvgPool2d": "pooling", "Dropout": "dropout",
+    "Flatten": "mlp", "Linear": "mlp", "ResidualBlock": "resnet", "SelfAttention": "attention",
+}
+SETTING_CONCEPTS = {
+    # training settings: the launch form's fields and a sweep's parameters of the same name
+    "optimizer": "model-optimisation", "lr": "learning-rate", "momentum": "momentum", "nesterov": "momentum",
+    "weight_decay": "weight-decay", "batch_size": "batch-size", "epochs": "epochs", "max_steps": "epochs",
+    "schedule": "learning-rate-schedule", "step_size": "step-decay", "gamma": "step-decay",
+    "warmup_epochs": "learning-rate-warmup", "grad_clip": "gradient-clipping", "label_smoothing": "label-smoothing",
+    "amp": "mixed-precision-training", "early_stopping": "early-stopping", "es_metric": "early-stopping",
+    "es_mode": "early-stopping", "es_patience": "early-stopping", "es_min_delta": "early-stopping",
+    "seed": "reproducibility", "deterministic": "reproducibility", "random_crop": "augmentation",
+    "hflip": "augmentation", "rotation": "augmentation", "color_jitter": "augmentation", "nproc_per_node": "ddp",
+    "gpus_per_node": "gpu-training", "queue": "job-queue", "fine_tune_from": "fine-tuning",
+    "freeze": "freezing-layers", "model": "architectures",
+    # the dataset form
+    "task": "learning-task", "target_column": "features-and-target", "feature_columns": "features-and-target",
+    "missing": "missing-values", "delimiter": "file-parsing", "encoding": "file-parsing", "header": "file-parsing",
+    "image_size": "image-size", "split_ratios": "splitting", "split_seed": "splitting",
+    # the sweep form
+    "search_space": "search-space", "objective": "objective-metric", "sampler": "hyperparameter-tuning",
+    "pruner": "early-stopping-of-trials", "n_trials": "trial-budget", "timeout": "trial-budget",
+    "target_value": "trial-budget", "parallelism": "parallel-trials", "warm_start": "warm-starting",
+}
+_NESTED_SETTING_CONCEPTS = {
+    "schedule.type": "learning-rate-schedule", "schedule.warmup_epochs": "learning-rate-warmup",
+    "schedule.step_size": "step-decay", "schedule.gamma": "step-decay", "model.dropout": "dropout",
+    "model.batch_norm": "batch-normalisation", "model.activation": "activation-function",
+}
+EVERY_RUN_CONCEPTS = ("learning-rate", "batch-size", "epochs")
+"""Settings every run has: the concept pages list every run with its value instead of linking them in the graph."""
+
+
+def setting_concept(name: str) -> str | None:
+    """The concept a setting is about: a form field, or a search-space parameter (lr, schedule.gamma,
+    augmentation.hflip, model.depth…); None for settings that are no concept (a run's name)."""
+    if name in SETTING_CONCEPTS:
+        return SETTING_CONCEPTS[name]
+    if name in _NESTED_SETTING_CONCEPTS:
+        return _NESTED_SETTING_CONCEPTS[name]
+    prefix = name.partition(".")[0]
+    return {"schedule": "learning-rate-schedule", "augmentation": "augmentation", "model": "architectures"}.get(prefix)
 
 
 def sweep_concepts(*, sampler: str, pruner: str, objectives: int) -> list[str]:
@@ -156,7 +274,38 @@ def run_concepts(*, config: dict, resources: dict, family: str, fine_tuned: bool
     if isinstance(augmentation, dict) and any(augmentation.get(name) for name in
                                               ("random_crop", "hflip", "rotation", "color_jitter")):
         slugs.append("augmentation")
+    return slugs + _setting_concepts(config, schedule if isinstance(schedule, dict) else {})
+
+
+def _setting_concepts(config: dict, schedule: dict) -> list[str]:
+    """The regularisation and numerical settings a run switched on (their defaults are off)."""
+    slugs = []
+    if str(config.get("optimizer", "")).lower() in ("sgd", "rmsprop") and _float(config.get("momentum")) > 0:
+        slugs.append("momentum")
+    for name, slug in (("weight_decay", "weight-decay"), ("grad_clip", "gradient-clipping"),
+                       ("label_smoothing", "label-smoothing")):
+        if _float(config.get(name)) > 0:
+            slugs.append(slug)
+    if _float(schedule.get("warmup_epochs")) > 0 and schedule.get("type") != "onecycle":
+        slugs.append("learning-rate-warmup")
+    if config.get("amp") in ("bf16", "fp16"):
+        slugs.append("mixed-precision-training")
+    if config.get("early_stopping"):
+        slugs.append("early-stopping")
+    if config.get("deterministic") is True:
+        slugs.append("reproducibility")
     return slugs
+
+
+def run_applied_concepts(*, config: dict, resources: dict, family: str, fine_tuned: bool, frozen: bool) -> list[str]:
+    """``run_concepts`` plus what the concept pages also count: the schedule's kind (step, cosine, one-cycle)
+    and the settings every run has (learning rate, batch size, epochs), which the graph leaves out."""
+    slugs = run_concepts(config=config, resources=resources, family=family, fine_tuned=fine_tuned, frozen=frozen)
+    schedule = config.get("schedule") if isinstance(config.get("schedule"), dict) else {}
+    kind = SCHEDULE_CONCEPTS.get(str(schedule.get("type", "none")))
+    if kind and kind != "learning-rate-schedule":
+        slugs.append(kind)
+    return slugs + list(EVERY_RUN_CONCEPTS)
 
 
 def _int(value, default: int) -> int:
@@ -164,3 +313,10 @@ def _int(value, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0

@@ -217,3 +217,45 @@ def graph_sync(*, store: GraphStore | None = None) -> dict:
     finally:
         if own_store:
             store.close()
+
+
+# --- explanations ------------------------------------------------------------------------------------------------
+
+EXPLANATION_MAX_CHARS = 2000
+
+
+def concept_explanation_update(*, slug: str, actor, texts: dict[str, str]):
+    """An admin rewrites parts of a concept's explanation (``texts``: some of what, when, typical, pitfalls).
+
+    Stored as given, as plain text (pages escape it). An empty part falls back to the built-in text; when
+    every part is empty the override is removed. Site admins only; the slug must name a concept."""
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    from kg_app.concepts import concept_entries
+    from kg_app.explanations import PARTS
+    from kg_app.models import ConceptExplanation
+    from trainer_app.selectors import user_is_site_admin
+
+    if not user_is_site_admin(actor):
+        raise PermissionDenied("Only site admins can edit the explanations of concepts.")
+    if slug not in concept_entries():
+        raise ValidationError({"slug": f"No concept is named {slug!r}."})
+    unknown = sorted(set(texts) - set(PARTS))
+    if unknown:
+        raise ValidationError({unknown[0]: f"An explanation has only these parts: {', '.join(PARTS)}."})
+    for part, text in texts.items():
+        if not isinstance(text, str):
+            raise ValidationError({part: "Write the text as a string (plain text)."})
+        if len(text) > EXPLANATION_MAX_CHARS:
+            raise ValidationError({part: f"Keep it under {EXPLANATION_MAX_CHARS} characters (it has {len(text)}): "
+                                         "two to four sentences are enough."})
+    with transaction.atomic():
+        explanation, _ = ConceptExplanation.objects.select_for_update().get_or_create(slug=slug)
+        for part, text in texts.items():
+            setattr(explanation, part, text)
+        explanation.updated_by = actor
+        if not any(getattr(explanation, part).strip() for part in PARTS):
+            explanation.delete()
+            return None
+        explanation.save()
+    return explanation
