@@ -34,8 +34,10 @@ def _require_site_admin(request) -> None:
 @login_required
 def fleet(request):
     _require_site_admin(request)
-    return render(request, "frontend/fleet.html", {"section": EMPTY_STATES["fleet"],
-                                                   "workers": selectors.worker_list()})
+    from trainer_app.selectors.fleet import fleet_overview
+
+    template = "frontend/_fleet.html" if request.htmx else "frontend/fleet.html"
+    return render(request, template, {"section": EMPTY_STATES["fleet"], "fleet": fleet_overview()})
 
 
 @login_required

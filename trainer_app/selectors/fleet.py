@@ -105,3 +105,99 @@ def run_queue_place(*, run: Run) -> dict | None:
         place["estimate"] = (f"from the last {len(finished)} run(s) on this queue ({average:.0f} s each on average) "
                              f"and {slots} worker slot(s)")
     return place
+
+
+# --- the fleet page ---------------------------------------------------------------------------------------
+
+SPARK_WIDTH, SPARK_HEIGHT = 120, 24
+
+
+def _sparkline(values: list, top: float) -> str:
+    """SVG polyline points for values oldest → newest, scaled to 0..top (None gaps dropped)."""
+    present = [(index, value) for index, value in enumerate(values) if isinstance(value, (int, float))]
+    if len(present) < 2 or top <= 0:
+        return ""
+    step = SPARK_WIDTH / max(len(values) - 1, 1)
+    return " ".join(f"{index * step:.1f},{SPARK_HEIGHT - min(value, top) / top * SPARK_HEIGHT:.1f}"
+                    for index, value in present)
+
+
+def _samples(worker_ids: list[int]) -> dict[int, list[dict]]:
+    """Each worker's recent samples, oldest first (one Redis round trip for the whole fleet)."""
+    import json
+
+    from trainer_app.services.fleet import worker_samples_key
+    from trainer_app.streams import redis_client
+
+    try:
+        pipe = redis_client().pipeline()
+        for worker_id in worker_ids:
+            pipe.lrange(worker_samples_key(worker_id), 0, -1)
+        raw = pipe.execute()
+    except Exception:  # noqa: BLE001 - no sparklines beats no page
+        return {}
+    return {worker_id: [json.loads(item) for item in reversed(items)] for worker_id, items in zip(worker_ids, raw)}
+
+
+def fleet_overview() -> dict:
+    """The fleet page: each worker with its GPUs (now, recent utilisation and memory, the run on each), the
+    CPU runs it runs, its recent job history; each queue's depth and estimated wait."""
+    from collections import defaultdict
+
+    workers = list(Worker.objects.order_by("status", "name"))
+    ids = [worker.pk for worker in workers]
+    active = list(Run.objects.filter(worker_id__in=ids, status__in=ACTIVE_STATUSES)
+                  .values("id", "name", "worker_id", "status", "resources", "step", "total_steps"))
+    by_worker = defaultdict(list)
+    for run in active:
+        run["label"] = run["name"] or f"run {run['id']}"
+        run["percent"] = round(100 * run["step"] / run["total_steps"]) if run["total_steps"] else 0
+        by_worker[run["worker_id"]].append(run)
+    history = defaultdict(list)
+    recent = (Run.objects.filter(worker_id__in=ids, status__in=FINAL_STATUSES).order_by("-finished_at")
+              .values("id", "name", "worker_id", "status", "started_at", "finished_at")[:len(ids) * 5 + 50])
+    for run in recent:
+        if len(history[run["worker_id"]]) < 5:
+            run["label"] = run["name"] or f"run {run['id']}"
+            run["seconds"] = (run["finished_at"] - run["started_at"]).total_seconds() \
+                if run["started_at"] and run["finished_at"] else None
+            history[run["worker_id"]].append(run)
+    samples = _samples(ids)
+    rows = []
+    for worker in workers:
+        runs = by_worker.get(worker.pk, [])
+        holders = {}
+        for run in runs:
+            for index in str((run["resources"] or {}).get("cuda_visible_devices") or "").split(","):
+                if index:
+                    holders[index] = run
+        series = samples.get(worker.pk, [])
+        gpus = []
+        for position, gpu in enumerate(worker.gpus or []):
+            index = gpu.get("index", position)
+            utilisation = [sample["gpus"][position][0] if position < len(sample["gpus"]) else None
+                           for sample in series]
+            memory = [sample["gpus"][position][1] if position < len(sample["gpus"]) else None for sample in series]
+            total = gpu.get("memory_total_mb") or 0
+            gpus.append({**gpu, "index": index, "run": holders.get(str(index)),
+                         "util_points": _sparkline(utilisation, 100), "mem_points": _sparkline(memory, total),
+                         "memory_percent": round(100 * (gpu.get("memory_used_mb") or 0) / total) if total else None})
+        rows.append({"worker": worker, "gpus": gpus, "cpu_runs": [run for run in runs if not
+                                                                  (run["resources"] or {}).get("gpus_per_node")],
+                     "runs": runs, "history": history.get(worker.pk, []), "samples": len(series)})
+    queues = []
+    for queue in queue_list():
+        queued = Run.objects.filter(queue_id=queue.pk, status=RunStatus.QUEUED).count()
+        running = Run.objects.filter(queue_id=queue.pk, status__in=ACTIVE_STATUSES).count()
+        slots = queue_slots(queue)
+        finished = list(Run.objects.filter(queue_id=queue.pk, status__in=FINAL_STATUSES, started_at__isnull=False,
+                                           finished_at__isnull=False).order_by("-finished_at")
+                        .values_list("started_at", "finished_at")[:RECENT_FINISHED])
+        wait = None
+        if finished and slots and not queue.paused:
+            average = sum((end - start).total_seconds() for start, end in finished) / len(finished)
+            wait = average * (queued + running) / slots
+        queues.append({"queue": queue, "queued": queued, "running": running, "slots": slots, "wait_seconds": wait})
+    return {"rows": rows, "queues": queues, "online": sum(1 for worker in workers if worker.status == "online"),
+            "gpus": sum(len(worker.gpus or []) for worker in workers),
+            "busy_gpus": sum(1 for row in rows for gpu in row["gpus"] if gpu["run"])}

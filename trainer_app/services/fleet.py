@@ -45,7 +45,38 @@ def worker_heartbeat(
             break
         except IntegrityError:  # registered meanwhile: update it
             continue
-    return Worker.objects.get(name=name)
+    worker = Worker.objects.get(name=name)
+    worker_sample_record(worker=worker, gpus=gpus)
+    return worker
+
+
+SAMPLES_KEPT = 180  # 15 minutes of 5-second heartbeats
+
+
+def worker_samples_key(worker_id: int) -> str:
+    return f"trainyard:worker:{worker_id}:samples"
+
+
+def worker_sample_record(*, worker: Worker, gpus: list[dict]) -> None:
+    """Keep the worker's recent GPU utilisation and memory (the fleet page's sparklines and utilisation chart)
+    in a capped Redis list: a cache of the last minutes, not history SQL must keep. A broker hiccup loses a
+    sample, never the heartbeat."""
+    import json
+
+    from trainer_app.streams import redis_client
+
+    sample = {"t": round(timezone.now().timestamp(), 1),
+              "gpus": [[gpu.get("utilization"), gpu.get("memory_used_mb")] for gpu in gpus or []]}
+    try:
+        client = redis_client()
+        key = worker_samples_key(worker.pk)
+        pipe = client.pipeline()
+        pipe.lpush(key, json.dumps(sample))
+        pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
+        pipe.expire(key, 24 * 3600)
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - the sample is a cache; the heartbeat itself went to SQL
+        pass
 
 
 def worker_mark_offline(*, name: str) -> int:
