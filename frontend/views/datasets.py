@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
+from kg_app.ontology import TASK_CONCEPTS
 from trainer_app import selectors
 from trainer_app.models import DatasetStatus
 from trainer_app.services import datasets as dataset_services
@@ -33,6 +34,7 @@ def dataset_list(request):
     return render(request, template, {
         "project": project, "projects": projects, "datasets": datasets, "processing": processing,
         "max_upload_bytes": dataset_services.max_upload_bytes(), "chunk_bytes": settings.UPLOAD_CHUNK_BYTES,
+        "task_concepts": json.dumps(TASK_CONCEPTS),
     })
 
 

@@ -6,6 +6,7 @@ ValidationError is shown next to the field it names.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -15,7 +16,8 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 
 from frontend.views.datasets import _current_project
-from frontend.views.models import dataset_facts, preset_choices, ready_datasets
+from frontend.views.models import dataset_facts, model_concepts, preset_choices, ready_datasets
+from kg_app.ontology import OPTIMIZER_CONCEPTS, SCHEDULE_CONCEPTS, setting_concept
 from trainer_app import selectors
 from trainer_app.models import Queue
 from trainer_app.services import designs as design_services
@@ -184,8 +186,14 @@ WHEN = {
 }
 
 
+# Selects whose every option is a concept of its own: explain.js shows the chosen one's explanation under the
+# select and gives each option its explanation as a title.
+OPTION_CONCEPTS = {"optimizer": OPTIMIZER_CONCEPTS, "schedule": SCHEDULE_CONCEPTS}
+
+
 def field_rows(names: list[str], values: dict, errors, choices: dict) -> list[dict]:
-    """What the template needs to draw each field: kind, value, choices, help, errors."""
+    """What the template needs to draw each field: kind, value, choices, help, errors, and the concept that
+    explains it (with, for some selects, each option's concept)."""
     rows = []
     for name in names:
         field = LaunchForm.base_fields[name]
@@ -203,7 +211,9 @@ def field_rows(names: list[str], values: dict, errors, choices: dict) -> list[di
                      "value": "" if value is None else str(value), "checked": value in (True, "on", "true"),
                      "choices": [(str(key), label) for key, label in options],
                      "step": "1" if isinstance(field, forms.IntegerField) else "any",
-                     "help": HELP.get(name, ""), "when": WHEN.get(name, ""), "errors": errors.get(name, [])})
+                     "help": HELP.get(name, ""), "when": WHEN.get(name, ""), "errors": errors.get(name, []),
+                     "concept": setting_concept(name) or "",
+                     "option_concepts": json.dumps(OPTION_CONCEPTS[name]) if name in OPTION_CONCEPTS else ""})
     return rows
 
 
@@ -321,6 +331,7 @@ def run_launch(request):
         "project": project, "projects": projects, "values": values, "source": source, "errors": errors,
         "datasets": datasets, "datasets_json": [dataset_facts(d) for d in datasets],
         "model_groups": _model_groups(request.user, project),
+        "model_concepts": json.dumps(model_concepts(request.user, project)),
         "essentials": field_rows(ESSENTIALS, values, errors, choices),
         "advanced": [{"title": title, "fields": field_rows(names, values, errors, choices),
                       "images_only": title == "Augmentation"} for title, names in ADVANCED],

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
 from frontend.views.datasets import _current_project
+from kg_app.ontology import LAYER_CONCEPTS, PRESET_CONCEPTS
 from trainer_app import selectors
 from trainer_app.models import DatasetStatus, ModelDesign
 
@@ -43,6 +44,18 @@ def preset_choices() -> list[dict]:
     from trainer_app.engine.design import PRESETS
 
     return [{"name": name, "label": PRESET_LABELS.get(name, name)} for name in PRESETS]
+
+
+def model_concepts(user, project) -> dict[str, str]:
+    """The concept that explains each option of a model select ('preset:<name>', 'design:<id>'): its
+    architecture family."""
+    from kg_app.ontology import FAMILY_CONCEPTS
+    from trainer_app.engine.design import PRESETS
+
+    concepts = {f"preset:{name}": PRESET_CONCEPTS.get(name, "") for name in PRESETS}
+    for design in selectors.design_list(user=user, project_id=project.pk).only("id", "spec")[:300]:
+        concepts[f"design:{design.pk}"] = FAMILY_CONCEPTS.get(design.family, "")
+    return concepts
 
 
 def dataset_facts(dataset) -> dict:
@@ -98,6 +111,7 @@ def model_list(request):
                          "layers": layer_catalogue(), "presets": preset_choices(),
                          "start": {"name": start_from.name, "spec": start_from.spec} if start_from else None},
         })
+    context.update(preset_concepts=json.dumps(PRESET_CONCEPTS), layer_concepts=json.dumps(LAYER_CONCEPTS))
     return render(request, "frontend/models/list.html", context)
 
 

@@ -7,37 +7,23 @@ render what the browser starts from, and every sweep they show comes through the
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
 from frontend.views.datasets import _current_project
-from frontend.views.models import dataset_facts, preset_choices, ready_datasets
+from frontend.views.models import dataset_facts, model_concepts, preset_choices, ready_datasets
+from kg_app import ontology
 from trainer_app import selectors, studies
 from trainer_app.models import SWEEP_ACTIVE, SWEEP_FINAL, Queue
 from trainer_app.selectors.sweeps import sweep_list as sweep_selector
 from trainer_app.services import sweeps as sweep_rules
 
-# What each choice is, in a sentence (shown as help text and on hover).
-SAMPLER_HELP = {
-    "tpe": "TPE (Tree-structured Parzen Estimator): learns from finished trials which values look promising; "
-           "a good default.",
-    "random": "Random search: every trial draws each parameter at random; a strong baseline, no learning.",
-    "grid": "Grid: tries every combination of the listed values (floats need a step); the budget may cut it short.",
-    "cmaes": "CMA-ES: an evolution strategy for numeric parameters that moves a search distribution towards "
-             "good regions.",
-    "nsga2": "NSGA-II: a genetic algorithm made for several objectives (a Pareto front).",
-    "qmc": "Quasi-Monte Carlo: spreads trials evenly over the space (a Sobol sequence), better coverage than random.",
-}
-PRUNER_HELP = {
-    "none": "No pruning: every trial trains all its epochs.",
-    "median": "Median: after 3 finished trials, stops a trial whose value at an epoch is worse than the median "
-              "of earlier trials at that epoch.",
-    "asha": "ASHA (asynchronous successive halving): at rungs of 1, 3, 9… epochs keeps only the best third of "
-            "the trials that reached the rung.",
-    "hyperband": "Hyperband: several successive-halving brackets with different start-up budgets, so early "
-                 "stopping is not all-or-nothing.",
-}
+# Each sampler's and pruner's explanation is its concept's (kg_app/explanations.py, editable by admins): the
+# options' titles and the help line under each select (sweep_form.js) come from it.
+SAMPLER_CONCEPTS = {name: ontology.SAMPLER_CONCEPTS[name] for name in studies.SAMPLERS}
+PRUNER_CONCEPTS = {name: ontology.PRUNER_OPTION_CONCEPTS[name] for name in studies.PRUNERS}
 PARAMETER_HELP = {
     "float": "a real number between low and high; log samples evenly in orders of magnitude (e.g. a learning rate)",
     "int": "a whole number between low and high, optionally every step",
@@ -82,6 +68,19 @@ def parameter_names() -> list[dict]:
     names += [{"name": f"augmentation.{field.name}", "group": "augmentation (images)"}
               for field in dataclasses.fields(AugmentationSpec)]
     return names
+
+
+def form_names(designs: list[dict], presets: list[dict]) -> list[str]:
+    """Every parameter name the form offers: training settings and the designs' and presets' model.* options."""
+    names = [entry["name"] for entry in parameter_names()]
+    for choice in designs + presets:
+        names += choice["options"]
+    return names
+
+
+def parameter_concepts(names: list[str]) -> dict[str, str]:
+    """The concept that explains each search-space parameter (lr → learning-rate, model.dropout → dropout)."""
+    return {name: concept for name in names if (concept := ontology.setting_concept(name))}
 
 
 def design_options(design) -> list[str]:
@@ -141,14 +140,17 @@ def sweep_new(request):
         "designs": designs, "presets": presets, "metrics": _metrics(), "parameter_names": parameter_names(),
         "samplers": studies.SAMPLERS, "pruners": studies.PRUNERS,
         "dataset": int(wanted_dataset) if wanted_dataset.isdigit() else None,
+        "sampler_concepts": SAMPLER_CONCEPTS, "pruner_concepts": PRUNER_CONCEPTS,
+        "parameter_concepts": parameter_concepts(form_names(designs, presets)),
     }
     queues = [(queue.name, f"{queue.name}{' (paused)' if queue.paused else ''}") for queue in
               Queue.objects.order_by("priority", "name")]
     return render(request, "frontend/sweeps/new.html", {
         "project": project, "projects": projects, "datasets": datasets, "designs": designs, "presets": presets,
         "queues": queues or [("cpu", "cpu")], "form": form,
-        "samplers": [(name, SAMPLER_HELP.get(name, "")) for name in studies.SAMPLERS],
-        "pruners": [(name, PRUNER_HELP.get(name, "")) for name in studies.PRUNERS],
+        "samplers": list(SAMPLER_CONCEPTS.items()), "pruners": list(PRUNER_CONCEPTS.items()),
+        "model_concepts": json.dumps(model_concepts(request.user, project)),
+        "optimizer_concepts": json.dumps(ontology.OPTIMIZER_CONCEPTS),
         "parameter_help": PARAMETER_HELP, "optimizers": ("adam", "adamw", "sgd", "rmsprop", "adagrad"),
     })
 

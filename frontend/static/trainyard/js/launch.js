@@ -28,6 +28,7 @@ function suggestModel() {
   if (model.dataset.touched || !model.value.startsWith("preset:")) return;
   const wanted = chosenDataset().modality === "image" ? "preset:small_cnn" : "preset:mlp";
   if ([...model.options].some((option) => option.value === wanted)) model.value = wanted;
+  model.dispatchEvent(new Event("explain-refresh"));  // explain.js: the chosen model's explanation
 }
 
 if (form) {

@@ -1,6 +1,7 @@
 // The new-sweep form: builds the request for POST /api/sweeps/ from the form, shows the server's field
 // errors next to their fields, asks before running only part of a grid, and on success opens the sweep.
 import { apiFetch } from "./csrf.js";
+import { explainIcon, explanation } from "./explain.js";
 import { MODEL_PREFIX, SearchSpace } from "./sweep_space.js";
 
 const data = JSON.parse(document.getElementById("sweep-form-data").textContent);
@@ -114,11 +115,23 @@ function objectivesChanged() {
 
 // --- help and client-side checks -------------------------------------------------------------------------
 
+/** The chosen sampler's and pruner's explanation (their concepts', which admins may edit), with its ⓘ. */
 function showHelp() {
   for (const name of ["sampler", "pruner"]) {
     const select = form.elements[name];
-    byId(`${name}-help`).textContent = select.options[select.selectedIndex]?.title || "";
+    const slug = data[`${name}_concepts`][select.value];
+    const entry = explanation(slug);
+    const help = byId(`${name}-help`);
+    if (entry) help.replaceChildren(explainIcon(slug), `${entry.name}: ${entry.what}`);
+    else help.textContent = select.options[select.selectedIndex]?.title || "";
   }
+}
+
+/** The concept explaining a search-space parameter: the server's list, else by prefix. */
+function conceptOf(name) {
+  if (data.parameter_concepts[name]) return data.parameter_concepts[name];
+  const prefix = { "schedule.": "learning-rate-schedule", "augmentation.": "augmentation", [MODEL_PREFIX]: "architectures" };
+  return Object.entries(prefix).find(([start]) => name.startsWith(start))?.[1] || null;
 }
 
 function clientErrors() {
@@ -267,7 +280,7 @@ async function submit(confirmPartialGrid = false) {
 // --- start -------------------------------------------------------------------------------------------------
 
 const space = new SearchSpace(byId("space-table"), {
-  names: data.parameter_names.map((entry) => entry.name), modelOptions, onChange: () => {},
+  names: data.parameter_names.map((entry) => entry.name), modelOptions, onChange: () => {}, conceptOf,
 });
 
 function suggestModel() {

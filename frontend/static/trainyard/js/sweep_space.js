@@ -1,6 +1,8 @@
 // The search-space builder of the new-sweep form: one row per parameter (name, type, low, high, log, step,
 // choices), with the server's checks repeated as the user types so that most mistakes never leave the page.
 // The server checks again (trainer_app/studies.py normalise_search_space): its message is the last word.
+import { showConcept } from "./explain.js";
+
 const TYPES = ["float", "int", "categorical"];
 const NESTED = ["schedule.", "augmentation."];
 export const MODEL_PREFIX = "model.";
@@ -36,12 +38,14 @@ function numberOrNull(text) {
 
 export class SearchSpace {
   /** table: the <table>; names: allowed non-model names; modelOptions(): the chosen design's model.* names
-   * (null when the design is a list of layers); onChange(): called after any edit. */
-  constructor(table, { names, modelOptions, onChange }) {
+   * (null when the design is a list of layers); onChange(): called after any edit; conceptOf(name): the slug
+   * of the concept that explains a parameter (its ⓘ beside the name). */
+  constructor(table, { names, modelOptions, onChange, conceptOf }) {
     this.table = table;
     this.names = new Set(names);
     this.modelOptions = modelOptions;
     this.onChange = onChange || (() => {});
+    this.conceptOf = conceptOf || (() => null);
     this.rows = [];
   }
 
@@ -66,12 +70,13 @@ export class SearchSpace {
     const remove = element("button", { type: "button", class: "icon-button", title: "Remove this parameter",
       "aria-label": "Remove this parameter", "data-testid": "param-remove" }, "×");
     const message = element("td", { colspan: "8", class: "row-message" });
+    const about = element("span", { class: "param-explain", "data-testid": "param-explain" });
     const body = element("tbody", { class: "space-param", "data-testid": "space-row" }, [
-      element("tr", {}, [cell(inputs.name), cell(inputs.type), cell(inputs.low), cell(inputs.high),
+      element("tr", {}, [element("td", { class: "nowrap" }, [inputs.name, about]), cell(inputs.type), cell(inputs.low), cell(inputs.high),
         element("td", { class: "center" }, inputs.log), cell(inputs.step), cell(inputs.choices), cell(remove)]),
       element("tr", { class: "param-message" }, message),
     ]);
-    const row = { body, inputs, message, serverError: "" };
+    const row = { body, inputs, message, about, serverError: "" };
     remove.addEventListener("click", () => {
       this.rows = this.rows.filter((other) => other !== row);
       body.remove();
@@ -118,6 +123,8 @@ export class SearchSpace {
     for (const row of this.rows) {
       const type = row.inputs.type.value;
       const numeric = type !== "categorical";
+      const concept = this.conceptOf(row.inputs.name.value.trim());
+      if (row.about.dataset.concept !== (concept || "")) showConcept(row.about, concept);
       for (const key of ["low", "high", "log", "step"]) row.inputs[key].disabled = !numeric;
       row.inputs.choices.disabled = numeric;
       const { errors, warnings } = this.judge(row, seen);
