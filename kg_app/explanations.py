@@ -262,8 +262,8 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "checkpoint is kept.",
         "Whenever you are unsure how many epochs are needed, or the model starts to overfit.",
         "Watch val_loss (or val_accuracy), patience 3–10 epochs, minimum change 0–0.001.",
-        "A short patience stops during a temporary plateau; it cuts a learning-rate schedule short; mode "
-        "auto is max for accuracy and R², min otherwise."),
+        "A short patience stops during a temporary plateau; it cuts a learning-rate schedule short; a wrong "
+        "mode (max for a loss) stops almost at once: auto picks max for accuracy and R², min otherwise."),
 
     # --- numerical and systems settings ---------------------------------------------------------------------------
     "mixed-precision-training": _e(
@@ -287,15 +287,14 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "neural networks. GPUs per node = 0 trains on the CPU.",
         "Images, transformers and anything beyond small tables; small tabular models train fine on a CPU.",
         "1 GPU per process; 0 for small tables and quick tests.",
-        "Slow data loading can leave a GPU idle; a run asks a worker for GPUs it must have, or it waits in the "
+        "Slow data loading can leave a GPU idle; a run asking for more GPUs than any worker has waits in its "
         "queue."),
     "job-queue": _e(
         "A named line of waiting runs (cpu, gpu…) that workers take jobs from, in priority order; admins can "
         "pause or reorder queues.",
         "Pick the queue whose workers have the resources the run needs: gpu for GPU runs, cpu otherwise.",
         "cpu for CPU-only runs; gpu when GPUs per node > 0.",
-        "A run in a paused queue, or one no worker serves, waits; a GPU run sent to a CPU queue is refused or "
-        "waits."),
+        "A run in a paused queue, or one no worker serves, waits; a GPU run sent to a CPU queue is refused."),
 
     # --- distributed computing ----------------------------------------------------------------------------------
     "distributed-computing": _e(
