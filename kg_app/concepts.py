@@ -117,8 +117,8 @@ def _narrower(entries: dict[str, ConceptEntry]) -> dict[str, list[str]]:
 # --- what applied a concept -----------------------------------------------------------------------------------
 
 def concept_usage(*, user, slug: str, limit: int = RUN_LIMIT) -> dict:
-    """The runs and sweeps of the user's projects that applied the concept, among the ``limit`` most recent
-    of each, with each one's status and result, and a summary of how the runs fared."""
+    """The runs and sweeps of the user's projects that applied the concept or a narrower one, among the
+    ``limit`` most recent of each, with each one's status and result, and a summary of how the runs fared."""
     from trainer_app.selectors import run_list
     from trainer_app.selectors.sweeps import sweep_list
 
@@ -127,14 +127,29 @@ def concept_usage(*, user, slug: str, limit: int = RUN_LIMIT) -> dict:
         "fine_tuned_from_id", "design_id", "dataset__name", "dataset__version", "project__name",
         "created_at")[:limit])
     families = _families({row["design_id"] for row in run_rows})
-    runs = [_run_row(row, slug) for row in run_rows if slug in _applied(row, families.get(row["design_id"], ""))]
+    # Applying a narrower concept applies the broader ones too: an AdamW run is an optimisation run.
+    applying = {slug} | _narrower_closure(slug, concept_entries())
+    runs = [_run_row(row, slug) for row in run_rows
+            if applying & _applied(row, families.get(row["design_id"], ""))]
     sweep_rows = list(sweep_list(user=user).values(
         "id", "name", "status", "sampler", "pruner", "objectives", "search_space", "best", "dataset__name",
         "dataset__version", "project__name", "created_at")[:limit])
-    sweeps = [_sweep_row(row) for row in sweep_rows if slug in _sweep_applied(row)]
+    sweeps = [_sweep_row(row) for row in sweep_rows if applying & _sweep_applied(row)]
     return {"runs": runs[:ROWS_SHOWN], "run_count": len(runs), "sweeps": sweeps[:ROWS_SHOWN],
             "sweep_count": len(sweeps), "summary": usage_summary(runs), "scanned_runs": len(run_rows),
             "capped": len(run_rows) >= limit, "limit": limit}
+
+
+def _narrower_closure(slug: str, entries: dict[str, ConceptEntry]) -> set[str]:
+    """Every concept below ``slug`` (through is_a, at any depth)."""
+    narrower = _narrower(entries)
+    found, stack = set(), list(narrower.get(slug, []))
+    while stack:
+        child = stack.pop()
+        if child not in found:
+            found.add(child)
+            stack.extend(narrower.get(child, []))
+    return found
 
 
 def _families(design_ids: set[int]) -> dict[int, str]:

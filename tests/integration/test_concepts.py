@@ -129,6 +129,9 @@ def test_the_concept_page_lists_the_runs_that_applied_it_with_how_they_fared(cli
     # every run sets a learning rate: its page lists them all, each with its value
     lr_page = client.get(reverse("concept-detail", args=["learning-rate"])).content.decode()
     assert "4 runs, 3 succeeded" in lr_page
+    # a broader concept counts the runs of the narrower ones: every optimizer is model optimisation
+    optimisation = client.get(reverse("concept-detail", args=["model-optimisation"])).content.decode()
+    assert "no-decay" in optimisation and "<code>adam</code>" in optimisation and "<code>adamw</code>" in optimisation
 
 
 def test_the_concept_page_lists_sweeps_that_applied_or_searched_it(client, run_factory):
