@@ -22,6 +22,14 @@ def link_nodes(from_label: str, relationship_type: str, to_label: str) -> str:
             f"MERGE (a)-[:{checked_type(relationship_type)}]->(b)")
 
 
+def link_nodes_with_properties(from_label: str, relationship_type: str, to_label: str) -> str:
+    """Rows ``{source, target, properties}``: like ``link_nodes``, and the relationship's properties become
+    exactly ``properties`` (a run's finding and its evidence on SHOWED)."""
+    return (f"UNWIND $rows AS row MATCH (a:{checked_label(from_label)} {{key: row.source}}) "
+            f"MERGE (b:{checked_label(to_label)} {{key: row.target}}) "
+            f"MERGE (a)-[r:{checked_type(relationship_type)}]->(b) SET r = row.properties")
+
+
 def delete_nodes(label: str) -> str:
     return f"UNWIND $keys AS key MATCH (n:{checked_label(label)} {{key: key}}) DETACH DELETE n"
 
@@ -116,6 +124,11 @@ _RANKED = {
 _FINE_TUNED = ("MATCH {start}<-[:FINE_TUNED_FROM*1..]-(r:Run) WHERE r.project_id IN $projects "
                "OPTIONAL MATCH (r)-[:PRODUCED]->(c:Checkpoint) "
                "RETURN r AS run, c AS checkpoint ORDER BY run.key, checkpoint.step LIMIT $limit")
+# A problem and its narrower ones: "divergence" finds the runs whose loss became NaN too.
+RUNS_THAT_SHOWED = (
+    "MATCH (r:Run)-[s:SHOWED]->(c:Concept)-[:IS_A*0..3]->(:Concept {key: $node}) WHERE r.project_id IN $projects "
+    "RETURN DISTINCT r AS run, c.name AS problem, s.epoch AS epoch, s.explanation AS why, s.fix AS fix "
+    "ORDER BY run.key LIMIT $limit")
 DESIGNS_WITH_DATASET = (
     "MATCH (:DatasetVersion {key: $node})<-[:TRAINED_ON]-(r:Run)-[:USES_DESIGN]->(m:ModelDesign) "
     "WHERE r.project_id IN $projects RETURN m AS design, count(r) AS runs ORDER BY runs DESC LIMIT $limit")

@@ -171,6 +171,21 @@ CONCEPTS: tuple[ConceptSpec, ...] = (
        ["hyperparameter-tuning"]),
     _c("warm-starting", "Warm-starting a sweep", "Running known good settings first so the search starts from "
        "experience.", ["hyperparameter-tuning"]),
+    # Training problems: what the run-health rules find in a run (trainer_app/run_health.py); a run links to
+    # the one it showed with SHOWED.
+    _c("training-problems", "Training problems", "What goes wrong while a model trains, seen in its loss curves and "
+       "its hardware: each has a usual cause and fix.", ["large-scale-training"]),
+    _c("overfitting", "Overfitting", "The validation loss rises while the training loss keeps falling: the model "
+       "memorises its training samples.", ["training-problems"]),
+    _c("underfitting", "Underfitting", "The model stays poor even on its training data: too weak, too regularised or "
+       "not trained long enough.", ["training-problems"]),
+    _c("divergence", "Divergence", "The training loss grows instead of falling: steps overshoot, usually a learning "
+       "rate too high.", ["training-problems"]),
+    _c("nan-loss", "NaN loss", "The loss overflowed to NaN or infinity and training stopped.", ["divergence"]),
+    _c("flat-loss", "Flat loss", "The loss does not move from the start: nothing is learned (learning rate too low, "
+       "frozen layers).", ["training-problems"]),
+    _c("input-bound", "Input-bound training", "The GPU waits for data: loading and preparing batches limit the "
+       "speed, not the model.", ["training-problems"]),
 )
 
 CONCEPT_SLUGS = frozenset(concept.slug for concept in CONCEPTS)

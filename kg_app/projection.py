@@ -23,6 +23,8 @@ class GraphBatch:
     nodes: dict = field(default_factory=lambda: defaultdict(dict))
     links: dict = field(default_factory=lambda: defaultdict(set))
     deletions: dict = field(default_factory=lambda: defaultdict(set))
+    # relationships that carry properties: (from label, type, to label) -> {(source, target): properties}
+    rich_links: dict = field(default_factory=lambda: defaultdict(dict))
 
     def node(self, label: str, identifier, **properties) -> str:
         key = node_key(label, identifier)
@@ -33,12 +35,18 @@ class GraphBatch:
     def link(self, from_label: str, source: str, relationship_type: str, to_label: str, target_identifier) -> None:
         self.links[(from_label, relationship_type, to_label)].add((source, node_key(to_label, target_identifier)))
 
+    def link_with(self, from_label: str, source: str, relationship_type: str, to_label: str, target_identifier,
+                  properties: dict) -> None:
+        """A relationship whose properties are exactly ``properties`` (scalars and lists of scalars)."""
+        self.rich_links[(from_label, relationship_type, to_label)][(source, node_key(to_label, target_identifier))] = {
+            name: _plain(value) for name, value in properties.items() if _plain(value) is not None}
+
     def delete(self, label: str, identifier) -> None:
         self.deletions[label].add(node_key(label, identifier))
 
     def __len__(self) -> int:
         return sum(map(len, self.nodes.values())) + sum(map(len, self.links.values())) + \
-            sum(map(len, self.deletions.values()))
+            sum(map(len, self.rich_links.values())) + sum(map(len, self.deletions.values()))
 
 
 def graph_write(store: GraphStore, batch: GraphBatch) -> None:
@@ -55,6 +63,11 @@ def graph_write(store: GraphStore, batch: GraphBatch) -> None:
         rows = [{"source": source, "target": target} for source, target in sorted(pairs)]
         for chunk in _chunks(rows):
             store.run(cypher.link_nodes(from_label, relationship_type, to_label), {"rows": chunk})
+    for (from_label, relationship_type, to_label), links in batch.rich_links.items():
+        rows = [{"source": source, "target": target, "properties": properties}
+                for (source, target), properties in sorted(links.items())]
+        for chunk in _chunks(rows):
+            store.run(cypher.link_nodes_with_properties(from_label, relationship_type, to_label), {"rows": chunk})
 
 
 # --- one function per kind of object -----------------------------------------------------------------
@@ -118,6 +131,23 @@ def add_run(batch: GraphBatch, run) -> None:
     for slug in run_concepts(config=config, resources=resources, family=run.design.family, fine_tuned=fine_tuned,
                              frozen=bool((run.init or {}).get("freeze"))):
         batch.link("Run", key, "APPLIES", "Concept", slug)
+    add_run_findings(batch, run, key)
+
+
+def add_run_findings(batch: GraphBatch, run, key: str) -> None:
+    """Each problem the run showed (trainer_app/run_health.py) as SHOWED to its concept, with the evidence:
+    a lead asks the graph which runs overfitted, when, and why."""
+    from trainer_app.run_health import FINDING_CONCEPTS
+
+    for finding in run.findings.all():
+        concept = FINDING_CONCEPTS.get(finding.code)
+        if concept is None:
+            continue
+        details = finding.details or {}
+        batch.link_with("Run", key, "SHOWED", "Concept", concept, {
+            **(details.get("evidence") or {}), "code": finding.code, "severity": finding.severity,
+            "epoch": finding.epoch, "step": finding.step, "explanation": details.get("explanation", ""),
+            "fix": details.get("fix", ""), "first_seen_at": finding.first_seen_at})
 
 
 def add_sweep(batch: GraphBatch, sweep) -> None:

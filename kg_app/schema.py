@@ -24,6 +24,7 @@ RELATIONSHIP_TYPES = (
     "APPLIES",  # Run, ModelDesign, Sweep -> Concept
     "IS_A",  # Concept -> Concept
     "REQUIRES",  # Concept -> Concept
+    "SHOWED",  # Run -> Concept: a problem the run showed (overfitting…), with its evidence as properties
 )
 
 KEY_PREFIXES = {

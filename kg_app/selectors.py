@@ -181,6 +181,8 @@ QUESTIONS = {
                         "parameters": ["node"]},
     "concepts-of-best-runs": {"title": "Concepts our best runs apply", "labels": [],
                               "parameters": ["metric", "top"]},
+    "runs-that-showed": {"title": "Runs that showed this problem, when and why", "labels": ["Concept"],
+                         "parameters": ["node"]},
 }
 QUESTION_LIMIT = 100
 _METRIC = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -213,6 +215,8 @@ def graph_question(*, store: GraphStore, user, name: str, node: str = "", metric
         statement = cypher.ranked_question(name, ascending=lower_is_better(metric))
     elif name == "fine-tuned-from":
         statement = cypher.fine_tuned_from(label_of_key(node))
+    elif name == "runs-that-showed":
+        statement = cypher.RUNS_THAT_SHOWED
     else:
         statement = cypher.DESIGNS_WITH_DATASET
     rows = store.run(statement, params, read_only=True)

@@ -39,8 +39,8 @@ def _entities() -> dict[str, tuple[Callable, str, Callable]]:
         # Only the columns the projection reads: logs, confusion matrices and dataset statistics are
         # large JSON whose decoding dominated the rebuild.
         "sweep": (lambda: Sweep.objects.select_related("created_by").only(*SWEEP_COLUMNS), "Sweep", projection.add_sweep),
-        "run": (lambda: Run.objects.select_related("design", "created_by", "worker").only(*RUN_COLUMNS), "Run",
-                projection.add_run),
+        "run": (lambda: Run.objects.select_related("design", "created_by", "worker").only(*RUN_COLUMNS)
+                .prefetch_related("findings"), "Run", projection.add_run),
         "checkpoint": (lambda: Checkpoint.objects.select_related("run").only(
             "id", "epoch", "step", "best", "created_at", "run__id", "run__name", "run__project_id"),
             "Checkpoint", projection.add_checkpoint),

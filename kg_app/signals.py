@@ -25,7 +25,7 @@ _RECEIVERS: list = []
 
 def connect() -> None:
     from kg_app.models import Concept
-    from trainer_app.models import Checkpoint, Dataset, ModelDesign, Project, Run, Sweep, Worker
+    from trainer_app.models import Checkpoint, Dataset, ModelDesign, Project, Run, RunFinding, Sweep, Worker
 
     watched = [
         (Project, _recorder("project")),
@@ -34,6 +34,8 @@ def connect() -> None:
         (Sweep, _recorder("sweep")),
         (Run, _recorder("run")),
         (Checkpoint, _recorder("checkpoint")),
+        # A run's finding (overfitting…) is part of its run's node: SHOWED -> the concept.
+        (RunFinding, _recorder("run", id_field="run_id")),
         # A heartbeat saves the worker every few seconds: only its registration is news to the graph.
         (Worker, _recorder("worker", created_only=True)),
         (Concept, _recorder("concept", id_field="slug")),

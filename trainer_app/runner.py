@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from trainer_app.models import Run, RunStatus
+from trainer_app.services import findings as finding_services
 from trainer_app.services import metrics as metric_services
 from trainer_app.services import runs as run_services
 from trainer_app.specs import gate_directory, run_directory, run_spec
@@ -143,9 +144,16 @@ class RunSupervisor:
 
     def _persist(self) -> None:
         try:
-            metric_services.metrics_persist(run_id=self.run_id)
+            persisted = metric_services.metrics_persist(run_id=self.run_id)
         except Exception:  # the stream is a cache of the run's progress: retry at the next beat
             logger.exception("run %s: persisting events failed; will retry", self.run_id)
+            return
+        if not persisted:
+            return
+        try:  # new numbers: check the run's health (overfitting, divergence…) on its per-epoch series
+            finding_services.run_findings_update(run_id=self.run_id)
+        except Exception:  # a broken check must never stop the supervision of a run
+            logger.exception("run %s: checking the run's health failed", self.run_id)
 
     def _expire_stream(self) -> None:
         """SQL now holds everything: the stream stays a while for late viewers, then goes."""

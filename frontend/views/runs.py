@@ -18,6 +18,7 @@ from trainer_app.models import FINAL_STATUSES, Dataset, Membership, ModelDesign,
 from trainer_app.selectors.fleet import run_queue_place
 from trainer_app.selectors.metrics import distinct_names
 from trainer_app.selectors.run_filters import METRIC_ORDER, RunFilterError, filter_runs, order_runs
+from trainer_app.selectors.run_health import finding_payload, run_finding_list
 from trainer_app.selectors.runs import run_axis_anchors, run_log_tail, run_metric_last, run_summary_values
 
 CANCELLABLE = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
@@ -197,4 +198,5 @@ def run_detail(request, run_id: int):
         **_panels_context(run), "page": page,
         "can_cancel": run.status in CANCELLABLE, "can_resume": run.status in RESUMABLE,
         "queue_place": run_queue_place(run=run),
+        "findings": [finding_payload(finding) for finding in run_finding_list(run=run)],
     })

@@ -221,7 +221,7 @@ def test_ready_made_questions_answer_over_my_projects(graph, run_factory, user_f
     assert client.get("/api/kg/questions/runs-on-dataset/", {"node": f"run:{good.pk}"}).status_code == 400
     assert client.get("/api/kg/questions/nonsense/").status_code == 400
     assert client.get("/api/kg/questions/runs-on-dataset/", {"node": version, "metric": "x') //"}).status_code == 400
-    assert len(client.get("/api/kg/questions/").json()["questions"]) == 4
+    assert len(client.get("/api/kg/questions/").json()["questions"]) == 5
     stranger = APIClient()
     stranger.force_authenticate(user_factory("outsider"))
     assert stranger.get("/api/kg/questions/runs-on-dataset/", {"node": version}).status_code == 404

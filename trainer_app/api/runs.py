@@ -21,6 +21,7 @@ from trainer_app.selectors.compare import MAX_COMPARED, compare_metric_names, co
 from trainer_app.selectors.fleet import run_queue_place
 from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.selectors.run_filters import RunFilterError, filter_runs, order_runs
+from trainer_app.selectors.run_health import finding_payload, run_finding_list
 from trainer_app.services import runs as run_services
 from trainer_app.specs import checkpoint_weights
 
@@ -230,6 +231,17 @@ class RunMetricsView(APIView):
             raise ValidationError({"names": f"Unknown metric(s) {', '.join(unknown)} for this run; it has: "
                                             f"{', '.join(available) or 'none yet'}."})
         return Response({"series": metric_series(run=run, names=names, points=int(raw_points))})
+
+
+class RunFindingsView(APIView):
+    """The problems the run-health rules found in a run (overfitting, divergence…), each with its evidence,
+    what it means and the fix; the run page asks every few seconds while the run trains."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, run_id: int):
+        run = _run(request, run_id)
+        return Response({"run": run.pk, "status": run.status,
+                         "findings": [finding_payload(finding) for finding in run_finding_list(run=run)]})
 
 
 class CheckpointDownloadView(APIView):

@@ -34,6 +34,7 @@ urlpatterns = [
     path("runs/<int:run_id>/resume/", runs.RunResumeView.as_view(), name="api-run-resume"),
     path("runs/<int:run_id>/events/", events.run_events, name="api-run-events"),
     path("runs/<int:run_id>/metrics/", runs.RunMetricsView.as_view(), name="api-run-metrics"),
+    path("runs/<int:run_id>/findings/", runs.RunFindingsView.as_view(), name="api-run-findings"),
     path("runs/<int:run_id>/checkpoints/<int:checkpoint_id>/", runs.CheckpointDownloadView.as_view(),
          name="api-run-checkpoint"),
     path("sweeps/", sweeps.SweepListView.as_view(), name="api-sweeps"),

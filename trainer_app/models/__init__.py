@@ -5,8 +5,8 @@ from trainer_app.models.projects import Membership, Project, Role
 from trainer_app.models.sweeps import SWEEP_ACTIVE, SWEEP_FINAL, Sweep, SweepStatus
 from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, LeaderboardBaseline, MetricPoint,
                                      MetricRollup,
-                                     Queue, Run, RunKind, RunLog, RunMetric, RunStatus, RunTag)
+                                     Queue, Run, RunFinding, RunKind, RunLog, RunMetric, RunStatus, RunTag)
 
 __all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES", "LeaderboardBaseline", "RunLog", "RunMetric", "RunTag",
-           "Membership", "SWEEP_ACTIVE", "SWEEP_FINAL", "Sweep", "SweepStatus", "MetricPoint", "MetricRollup", "ModelDesign", "Project", "Queue", "Role", "Run", "RunKind", "RunStatus",
+           "Membership", "SWEEP_ACTIVE", "SWEEP_FINAL", "Sweep", "SweepStatus", "MetricPoint", "MetricRollup", "ModelDesign", "Project", "Queue", "Role", "Run", "RunFinding", "RunKind", "RunStatus",
            "SiteSettings", "Upload", "WeightsFile", "Worker", "WorkerStatus"]

@@ -249,6 +249,28 @@ class LeaderboardBaseline(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "metric"], name="one_baseline_per_metric")]
 
 
+class RunFinding(models.Model):
+    """A problem the run-health rules saw in a run (trainer_app/run_health.py): overfitting, divergence… once
+    per kind, with when it was first and last seen, the numbers behind it, what it means and the fix. Saved
+    with save(), so the knowledge graph hears of it (a SHOWED relationship from the run to the concept)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="findings")
+    code = models.CharField(max_length=32, help_text="nan, diverging, flat_loss, overfitting, underfitting, input_bound")
+    severity = models.CharField(max_length=16, default="warning", help_text="critical, warning or info")
+    epoch = models.PositiveIntegerField(null=True, blank=True, help_text="the epoch where it first showed")
+    step = models.BigIntegerField(null=True, blank=True)
+    details = models.JSONField(default=dict, help_text="evidence (the numbers), explanation, fix")
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "first_seen_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "code"], name="one_finding_per_code")]
+
+    def __str__(self) -> str:
+        return f"{self.run}: {self.code}"
+
+
 class Checkpoint(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="checkpoints")
     epoch = models.PositiveIntegerField()
