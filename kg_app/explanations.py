@@ -515,6 +515,58 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "28×28 or 32×32 for small images; 64–224 for photos (larger = slower).",
         "Shrinking too much loses detail; very large images slow training and may not fit in memory."),
 
+    # --- training problems (what the run-health checks find in a run) -----------------------------------------
+    "training-problems": _e(
+        "The usual ways a training run goes wrong, recognised from its loss curves and hardware: overfitting, "
+        "underfitting, divergence, a NaN or flat loss, a GPU waiting for data. Each has a usual cause and fix.",
+        "Watch for them on the run page while a run trains: a warning names the problem and suggests a fix.",
+        "Most first runs show one: a flat or diverging loss points at the learning rate, overfitting at too "
+        "little regularisation.",
+        "Changing several settings at once to fix one problem hides which change helped: change one, "
+        "relaunch, compare."),
+    "overfitting": _e(
+        "The model memorises its training samples: the validation loss rises while the training loss keeps "
+        "falling, so it does worse on new data.",
+        "Suspect it when training accuracy is far above validation accuracy, especially on small datasets or "
+        "with big models.",
+        "Fixes: data augmentation (images), weight decay 0.01–0.1 with AdamW, dropout 0.1–0.5, early stopping, "
+        "a smaller model or more data.",
+        "Judging from the training score alone hides it; a test score used to pick settings overfits too, more "
+        "quietly."),
+    "underfitting": _e(
+        "The model stays poor even on its training data: it is too small, too regularised, or has not trained "
+        "long enough.",
+        "Suspect it when training and validation scores are both low and close to each other.",
+        "Fixes: more epochs, a larger model (more layers or units), less weight decay or dropout, a tuned "
+        "learning rate.",
+        "Adding regularisation to an underfitting model makes it worse; check the data and labels too, a "
+        "broken target column looks the same."),
+    "divergence": _e(
+        "The training loss grows instead of falling: the optimizer's steps overshoot, usually because the "
+        "learning rate is too high.",
+        "Suspect it when the loss rises epoch after epoch, or is far worse than guessing.",
+        "Fixes: lower the learning rate 3–10×, add warm-up (1 epoch), clip gradients at 1.0.",
+        "A larger batch or a switch from Adam to SGD changes the right learning rate; mixed precision with fp16 "
+        "can diverge where fp32 does not."),
+    "nan-loss": _e(
+        "The loss overflowed to NaN (not a number) or infinity; the engine stops the run, since nothing more "
+        "can be learned from it.",
+        "It almost always follows a learning rate that is too high, or fp16 mixed precision without clipping.",
+        "Fixes: lower the learning rate 10×, clip gradients at 1.0, use bf16 or no mixed precision.",
+        "Bad input values (infinities, huge numbers in a table) cause it too: check the dataset's statistics."),
+    "flat-loss": _e(
+        "The loss does not move from the start: nothing is being learned.",
+        "Suspect it when the first epochs' loss stays at the level of a random guess.",
+        "Fixes: raise the learning rate 3–10×, unfreeze layers, check that the target column is right.",
+        "Freezing every layer or a learning rate of 1e-6 both look like this; so do shuffled or constant "
+        "labels."),
+    "input-bound": _e(
+        "The GPU waits for data: loading and preparing batches, not the model's maths, limit the speed.",
+        "Suspect it when GPU utilisation stays low (under ~30%) during training.",
+        "Fixes: a larger batch, fewer or cheaper augmentations; for a small model, a CPU or a smaller GPU.",
+        "A tiny model on a big GPU is nearly always input-bound, whatever you change: it is wasted GPU time, "
+        "not a broken run."),
+
     # --- sweeps ----------------------------------------------------------------------------------------------
     "search-space": _e(
         "The settings a sweep varies and the range or choices of each: float (a real number between low and "
