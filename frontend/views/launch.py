@@ -267,18 +267,26 @@ def _launch(request, form: LaunchForm, project):
 
 
 def _initial_values(request, project, datasets) -> tuple[dict, object]:
-    """Defaults, or a run's settings for 'clone and edit' (?from=<run id>), plus ?dataset= and ?model=."""
+    """Defaults, or a run's settings for 'clone and edit' (?from=<run id>), plus ?dataset= and ?model=.
+
+    The run may belong to another of the user's projects (a recommendation from a similar dataset): then
+    only its settings come along, and its model as the preset it uses (its design, dataset and parent run
+    belong to the other project)."""
     values = {**default_values(), "nproc_per_node": 1, "gpus_per_node": 0, "queue": "cpu", "name": ""}
     source = None
     wanted = request.GET.get("from", "")
     if wanted.isdigit():
-        source = selectors.run_list(user=request.user, project_id=project.pk).filter(id=int(wanted)).first()
+        source = selectors.run_list(user=request.user).select_related("design").filter(id=int(wanted)).first()
     if source is not None:
         values.update(values_from_config(source.config))
-        values.update(dataset=source.dataset_id, model=f"design:{source.design_id}", queue=source.queue.name,
-                      nproc_per_node=source.resources.get("nproc_per_node", 1),
-                      gpus_per_node=source.resources.get("gpus_per_node", 0),
-                      fine_tune_from=source.fine_tuned_from_id, freeze=", ".join((source.init or {}).get("freeze", [])))
+        values.update(queue=source.queue.name, nproc_per_node=source.resources.get("nproc_per_node", 1),
+                      gpus_per_node=source.resources.get("gpus_per_node", 0))
+        if source.project_id == project.pk:
+            values.update(dataset=source.dataset_id, model=f"design:{source.design_id}",
+                          fine_tune_from=source.fine_tuned_from_id,
+                          freeze=", ".join((source.init or {}).get("freeze", [])))
+        elif source.effective_model_spec.keys() == {"preset"}:
+            values["model"] = f"preset:{source.effective_model_spec['preset']}"
     if request.GET.get("fine_tune_from", "").isdigit():
         values["fine_tune_from"] = int(request.GET["fine_tune_from"])
     if request.GET.get("dataset", "").isdigit():

@@ -1,7 +1,8 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from trainer_app.api import datasets, designs, events, guidance, leaderboards, metrics, runs, sweeps, views, weights
+from trainer_app.api import (datasets, designs, events, guidance, leaderboards, metrics, recommendations, runs, sweeps,
+                             views, weights)
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -15,6 +16,8 @@ urlpatterns = [
     path("datasets/", datasets.DatasetListView.as_view(), name="api-datasets"),
     path("datasets/register/", datasets.DatasetRegisterView.as_view(), name="api-dataset-register"),
     path("datasets/<int:dataset_id>/", datasets.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<int:dataset_id>/recommendations/", recommendations.DatasetRecommendationsView.as_view(),
+         name="api-dataset-recommendations"),
     path("settings/", datasets.SiteSettingsView.as_view(), name="api-settings"),
     path("uploads/", datasets.UploadStartView.as_view(), name="api-uploads"),
     path("uploads/<int:upload_id>/", datasets.UploadChunkView.as_view(), name="api-upload"),

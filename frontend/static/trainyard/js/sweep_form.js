@@ -314,4 +314,10 @@ fillNames();
 space.add({ name: "lr", type: "float", low: "0.0001", high: "0.1", log: true });
 addObjective(task() === "regression" ? "val_loss" : "val_accuracy");
 showHelp();
+// ?warm_start= (one JSON object per line): trials to try first, e.g. from a dataset's recommendations.
+const warmStartQuery = new URLSearchParams(window.location.search).get("warm_start");
+if (warmStartQuery) {
+  form.elements.warm_start.value = warmStartQuery;
+  byId("warm-start-box").open = true;
+}
 window.trainyardSweepForm = { space, objectives };
