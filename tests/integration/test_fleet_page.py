@@ -38,20 +38,25 @@ def test_the_fleet_page_shows_gpus_their_jobs_sparklines_and_queue_depths(client
         partial = client.get(reverse("fleet"), HTTP_HX_REQUEST="true").content.decode()
         assert "<html" not in partial and 'data-worker="gpu@node"' in partial
     finally:
-        redis_client().delete(worker_samples_key(worker.pk))
+        redis_client().delete(worker_samples_key(worker.pk, 2), worker_samples_key(worker.pk, 2) + ":count")
 
 
 @pytest.mark.django_db
-def test_heartbeats_keep_a_capped_window_of_samples(settings):
+def test_heartbeats_keep_a_ring_of_the_latest_samples_oldest_first():
+    from trainer_app.selectors.fleet import _samples
     from trainer_app.services.fleet import SAMPLES_KEPT
 
-    worker = heartbeat("gpu@window", [1])
+    worker = heartbeat("gpu@window", [0])
+    key = worker_samples_key(worker.pk, 1)
     try:
-        for value in range(SAMPLES_KEPT + 5):
-            heartbeat("gpu@window", [value % 100])
-        assert redis_client().llen(worker_samples_key(worker.pk)) == SAMPLES_KEPT
+        for value in range(1, SAMPLES_KEPT + 10):
+            heartbeat("gpu@window", [value])
+        worker.refresh_from_db()
+        samples = _samples([worker])[worker.pk]
+        assert samples.shape == (SAMPLES_KEPT, 3) and redis_client().strlen(key) == SAMPLES_KEPT * 3 * 8
+        assert list(samples[:, 1]) == list(range(10, SAMPLES_KEPT + 10)), "the latest, oldest first"
     finally:
-        redis_client().delete(worker_samples_key(worker.pk))
+        redis_client().delete(key, key + ":count")
 
 
 @pytest.mark.django_db

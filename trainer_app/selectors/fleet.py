@@ -109,34 +109,67 @@ def run_queue_place(*, run: Run) -> dict | None:
 
 # --- the fleet page ---------------------------------------------------------------------------------------
 
-SPARK_WIDTH, SPARK_HEIGHT = 120, 24
+SPARK_WIDTH, SPARK_HEIGHT, SPARK_POINTS = 120, 24, 24
 
 
-def _sparkline(values: list, top: float) -> str:
-    """SVG polyline points for values oldest → newest, scaled to 0..top (None gaps dropped)."""
-    present = [(index, value) for index, value in enumerate(values) if isinstance(value, (int, float))]
-    if len(present) < 2 or top <= 0:
-        return ""
-    step = SPARK_WIDTH / max(len(values) - 1, 1)
-    return " ".join(f"{index * step:.1f},{SPARK_HEIGHT - min(value, top) / top * SPARK_HEIGHT:.1f}"
-                    for index, value in present)
+def _sparklines(samples, gpu_count: int, totals: list[float]) -> list[tuple[str, str]]:
+    """(utilisation points, memory points) per GPU from a (samples × (1 + 2·GPUs)) array, oldest first,
+    averaged into at most SPARK_POINTS buckets and scaled into the SVG box; "" with fewer than two samples."""
+    import numpy as np
+
+    if samples is None or len(samples) < 2 or not gpu_count:
+        return [("", "")] * gpu_count
+    values = samples[:, 1:1 + 2 * gpu_count]
+    buckets = min(SPARK_POINTS, len(samples))
+    starts = np.linspace(0, len(samples), buckets + 1).astype(int)[:-1]
+    present = ~np.isnan(values)
+    counts = np.add.reduceat(present, starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an empty bucket is a gap (NaN)
+        means = np.add.reduceat(np.where(present, values, 0.0), starts, axis=0) / counts
+    xs = [f"{x:.0f}" for x in np.linspace(0, SPARK_WIDTH, buckets)]
+    tops = np.array([[100.0, float(total or 0)] for total in totals]).reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ys = np.round(SPARK_HEIGHT - np.clip(means, 0, tops) / tops * SPARK_HEIGHT, 1)
+    lines = []
+    for gpu in range(gpu_count):
+        pair = []
+        for column in (2 * gpu, 2 * gpu + 1):
+            series = ys[:, column]
+            keep = np.flatnonzero(np.isfinite(series))
+            pair.append(" ".join(f"{xs[i]},{series[i]}" for i in keep) if len(keep) >= 2 else "")
+        lines.append(tuple(pair))
+    return lines
 
 
-def _samples(worker_ids: list[int]) -> dict[int, list[dict]]:
-    """Each worker's recent samples, oldest first (one Redis round trip for the whole fleet)."""
-    import json
+def _samples(workers: list[Worker]) -> dict[int, object]:
+    """Each worker's recent samples as a (samples × (1 + 2·GPUs)) float64 array, oldest first: one string and
+    one counter per worker, read in one Redis round trip for the whole fleet."""
+    import numpy as np
 
-    from trainer_app.services.fleet import worker_samples_key
+    from trainer_app.services.fleet import SAMPLES_KEPT, worker_samples_key
     from trainer_app.streams import redis_client
 
     try:
         pipe = redis_client().pipeline()
-        for worker_id in worker_ids:
-            pipe.lrange(worker_samples_key(worker_id), 0, -1)
+        for worker in workers:
+            key = worker_samples_key(worker.pk, len(worker.gpus or []))
+            pipe.get(key)
+            pipe.get(f"{key}:count")
         raw = pipe.execute()
     except Exception:  # noqa: BLE001 - no sparklines beats no page
         return {}
-    return {worker_id: [json.loads(item) for item in reversed(items)] for worker_id, items in zip(worker_ids, raw)}
+    arrays = {}
+    for worker, ring, count in zip(workers, raw[0::2], raw[1::2]):
+        width = 1 + 2 * len(worker.gpus or [])
+        if not ring or not count:
+            continue
+        rows = np.frombuffer(ring[:len(ring) - len(ring) % (8 * width)], dtype="<f8").reshape(-1, width)
+        written = int(count)
+        if written > SAMPLES_KEPT:  # the ring wrapped: the oldest record is the next one to be overwritten
+            start = written % SAMPLES_KEPT
+            rows = np.concatenate([rows[start:], rows[:start]])
+        arrays[worker.pk] = rows[:min(written, SAMPLES_KEPT)]
+    return arrays
 
 
 def fleet_overview() -> dict:
@@ -162,7 +195,7 @@ def fleet_overview() -> dict:
             run["seconds"] = (run["finished_at"] - run["started_at"]).total_seconds() \
                 if run["started_at"] and run["finished_at"] else None
             history[run["worker_id"]].append(run)
-    samples = _samples(ids)
+    samples = _samples(workers)
     rows = []
     for worker in workers:
         runs = by_worker.get(worker.pk, [])
@@ -171,20 +204,20 @@ def fleet_overview() -> dict:
             for index in str((run["resources"] or {}).get("cuda_visible_devices") or "").split(","):
                 if index:
                     holders[index] = run
-        series = samples.get(worker.pk, [])
+        series = samples.get(worker.pk)
         gpus = []
+        lines = _sparklines(series, len(worker.gpus or []),
+                            [gpu.get("memory_total_mb") or 0 for gpu in worker.gpus or []])
         for position, gpu in enumerate(worker.gpus or []):
             index = gpu.get("index", position)
-            utilisation = [sample["gpus"][position][0] if position < len(sample["gpus"]) else None
-                           for sample in series]
-            memory = [sample["gpus"][position][1] if position < len(sample["gpus"]) else None for sample in series]
             total = gpu.get("memory_total_mb") or 0
             gpus.append({**gpu, "index": index, "run": holders.get(str(index)),
-                         "util_points": _sparkline(utilisation, 100), "mem_points": _sparkline(memory, total),
+                         "util_points": lines[position][0], "mem_points": lines[position][1],
                          "memory_percent": round(100 * (gpu.get("memory_used_mb") or 0) / total) if total else None})
         rows.append({"worker": worker, "gpus": gpus, "cpu_runs": [run for run in runs if not
                                                                   (run["resources"] or {}).get("gpus_per_node")],
-                     "runs": runs, "history": history.get(worker.pk, []), "samples": len(series)})
+                     "runs": runs, "history": history.get(worker.pk, []),
+                     "samples": 0 if series is None else len(series)})
     queues = []
     for queue in queue_list():
         queued = Run.objects.filter(queue_id=queue.pk, status=RunStatus.QUEUED).count()

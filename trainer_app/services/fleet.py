@@ -53,27 +53,34 @@ def worker_heartbeat(
 SAMPLES_KEPT = 180  # 15 minutes of 5-second heartbeats
 
 
-def worker_samples_key(worker_id: int) -> str:
-    return f"trainyard:worker:{worker_id}:samples"
+def worker_samples_key(worker_id: int, gpu_count: int) -> str:
+    return f"trainyard:worker:{worker_id}:samples:{gpu_count}"
 
 
 def worker_sample_record(*, worker: Worker, gpus: list[dict]) -> None:
-    """Keep the worker's recent GPU utilisation and memory (the fleet page's sparklines and utilisation chart)
-    in a capped Redis list: a cache of the last minutes, not history SQL must keep. A broker hiccup loses a
-    sample, never the heartbeat."""
-    import json
+    """Keep the worker's recent GPU utilisation and memory (the fleet page's sparklines) in Redis: a cache of
+    the last minutes, not history SQL must keep. A ring of SAMPLES_KEPT fixed-size records in one string
+    (packed float64s: time, then each GPU's utilisation and memory used, NaN where unknown) plus a counter,
+    so the page reads a whole fleet's samples as one string per worker. A broker hiccup loses a sample,
+    never the heartbeat."""
+    import struct
 
     from trainer_app.streams import redis_client
 
-    sample = {"t": round(timezone.now().timestamp(), 1),
-              "gpus": [[gpu.get("utilization"), gpu.get("memory_used_mb")] for gpu in gpus or []]}
+    values = [timezone.now().timestamp()]
+    for gpu in gpus or []:
+        for key in ("utilization", "memory_used_mb"):
+            value = gpu.get(key)
+            values.append(float(value) if isinstance(value, (int, float)) else float("nan"))
+    record = struct.pack(f"<{len(values)}d", *values)
+    key = worker_samples_key(worker.pk, len(gpus or []))
     try:
         client = redis_client()
-        key = worker_samples_key(worker.pk)
+        slot = (client.incr(f"{key}:count") - 1) % SAMPLES_KEPT
         pipe = client.pipeline()
-        pipe.lpush(key, json.dumps(sample))
-        pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
+        pipe.setrange(key, slot * len(record), record)
         pipe.expire(key, 24 * 3600)
+        pipe.expire(f"{key}:count", 24 * 3600)
         pipe.execute()
     except Exception:  # noqa: BLE001 - the sample is a cache; the heartbeat itself went to SQL
         pass
