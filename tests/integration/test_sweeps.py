@@ -181,18 +181,18 @@ def test_a_design_space_trial_that_does_not_fit_fails_fast_and_the_sweep_goes_on
 
 @pytest.mark.usefixtures("celery_worker_process")
 def test_a_sweep_runs_prunes_with_a_reason_and_promotes_its_best(lab, control_worker):
-    """Six trials in a fixed order (warm start): three good learning rates complete, then a hopeless one is
+    """Five trials in a fixed order (warm start): three good learning rates complete, then a hopeless one is
     pruned by the median rule at epoch 2 with the figures it compared."""
-    order = [{"lr": 0.01}, {"lr": 0.02}, {"lr": 0.005}, {"lr": 1e-6}, {"lr": 2e-6}, {"lr": 0.008}]
-    response = create(lab, n_trials=6, parallelism=1, pruner="median", sampler="random", warm_start=order,
-                      config={"optimizer": "adam", "batch_size": 64, "epochs": 4, "seed": 0},
+    order = [{"lr": 0.01}, {"lr": 0.02}, {"lr": 0.005}, {"lr": 1e-6}, {"lr": 0.008}]
+    response = create(lab, n_trials=5, parallelism=1, pruner="median", sampler="random", warm_start=order,
+                      config={"optimizer": "adam", "batch_size": 64, "epochs": 3, "seed": 0},
                       search_space={"lr": {"type": "float", "low": 1e-6, "high": 0.05, "log": True}})
     assert response.status_code == 201, response.json()
     sweep_id = response.json()["id"]
     done = wait_sweep(lab, sweep_id, timeout_s=420)
-    assert done["status"] == "finished" and done["end_reason"] == "all 6 trials ran", done
+    assert done["status"] == "finished" and done["end_reason"] == "all 5 trials ran", done
     trials = {trial["number"]: trial for trial in done["trials"]}
-    assert len(trials) == 6 and all(trial["run"] for trial in trials.values())
+    assert len(trials) == 5 and all(trial["run"] for trial in trials.values())
     assert [trials[n]["state"] for n in (0, 1, 2)] == ["complete"] * 3
     pruned = trials[3]
     assert pruned["state"] == "pruned" and pruned["run_status"] == "pruned"
@@ -220,7 +220,7 @@ def test_killing_the_controller_mid_sweep_loses_and_duplicates_no_trial(lab, dja
     with django_db_blocker.unblock():
         controller = start_worker(queues="control", name="control-a", log=tmp_path / "a.log")
     try:
-        response = create(lab, n_trials=4, parallelism=2, config={"optimizer": "adam", "batch_size": 64,
+        response = create(lab, n_trials=3, parallelism=2, config={"optimizer": "adam", "batch_size": 64,
                                                                   "epochs": 2, "seed": 0})
         sweep_id = response.json()["id"]
         wait_until(lambda: Run.objects.filter(sweep_id=sweep_id).count() >= 2, timeout_s=60, message="trials")
@@ -237,8 +237,8 @@ def test_killing_the_controller_mid_sweep_loses_and_duplicates_no_trial(lab, dja
         stop_worker(controller)
     numbers = [trial["number"] for trial in done["trials"]]
     runs = list(Run.objects.filter(sweep_id=sweep_id).values_list("trial_number", flat=True))
-    assert done["status"] == "finished" and sorted(numbers) == list(range(4)), done["trials"]
-    assert sorted(runs) == numbers and len(set(runs)) == len(runs) == 4
+    assert done["status"] == "finished" and sorted(numbers) == list(range(3)), done["trials"]
+    assert sorted(runs) == sorted(numbers) and len(set(runs)) == len(runs) == 3
     assert all(trial["state"] == "complete" for trial in done["trials"]), done["trials"]
 
 
