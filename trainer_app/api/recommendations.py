@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
-from trainer_app.selectors.recommendations import dataset_recommendations
+from trainer_app.selectors.recommendations import dataset_recommendations, recommendation_warm_start
 
 WARM_START_TRIALS = 3
 
@@ -42,12 +42,9 @@ class DatasetRecommendationsView(APIView):
         answer = dataset_recommendations(user=request.user, dataset=dataset)
         for recommendation in answer["recommendations"]:
             recommendation["launch_url"] = _launch_url(dataset, recommendation)
-        params = [r["params"] for r in answer["recommendations"] if r["params"]]
         if answer["defaults"]:
             answer["defaults"]["launch_url"] = (f"{reverse('run-launch')}?" + urlencode(
                 {"dataset": dataset.pk, "project": dataset.project_id, "model": answer["defaults"]["model"]}))
-            params = [answer["defaults"]["params"]]
-        unique = list({json.dumps(entry, sort_keys=True): entry for entry in params}.values())[:WARM_START_TRIALS]
-        answer["warm_start"] = unique
-        answer["sweep_url"] = _sweep_url(dataset, unique)
+        answer["warm_start"] = recommendation_warm_start(answer, limit=WARM_START_TRIALS)
+        answer["sweep_url"] = _sweep_url(dataset, answer["warm_start"])
         return Response(answer)

@@ -16,9 +16,10 @@ history at all, the answer says so and gives the defaults for the dataset's size
 """
 from __future__ import annotations
 
+import json
 import math
 
-from django.db.models import Avg, Count, F, StdDev
+from django.db.models import Avg, Count, F
 
 from trainer_app.models import Dataset, DatasetStatus, Run, RunKind, RunMetric, RunStatus
 from trainer_app.selectors.projects import project_list
@@ -27,7 +28,7 @@ SIMILAR_MIN = 0.5
 WEIGHTS = {"shape": 0.4, "classes": 0.3, "size": 0.3}
 HERE_GROUPS = 3
 SIMILAR_DATASETS = 3
-GROUPS_PER_SIMILAR = 2
+GROUPS_PER_SIMILAR = 3
 # The settings a recommendation hands to a sweep as a trial to try first (Optuna enqueue_trial).
 WARM_START_PARAMETERS = ("optimizer", "lr", "batch_size", "weight_decay", "momentum", "label_smoothing")
 OBJECTIVES = {"classification": ("val_accuracy", "max"), "regression": ("val_loss", "min")}
@@ -91,6 +92,8 @@ def _size_similarity(mine: int, theirs: int) -> tuple[float, str]:
         return 1.0, f"same size ({mine:,} samples)"
     ratio = theirs / mine
     score = max(0.0, 1 - abs(math.log(ratio)) / math.log(100))
+    if abs(math.log(ratio)) < math.log(1.05):
+        return score, f"about the same size ({theirs:,} samples against {mine:,})"
     relation = f"{ratio:.1f}× more" if ratio > 1 else f"{1 / ratio:.1f}× fewer"
     return score, f"{theirs:,} samples against {mine:,} ({relation})"
 
@@ -123,9 +126,9 @@ def best_groups(*, user, dataset: Dataset, metric: str, direction: str, limit: i
     """The ``limit`` best seed groups on one dataset: mean ± std of each run's best value, n, run ids."""
     column = "max" if direction == "max" else "min"
     history = _history(user=user, metric=metric).filter(dataset_id=dataset.pk)
-    groups = list(history.values(key=F("run__config_key")).annotate(
-        mean=Avg(column), n=Count("run_id"), std=StdDev(column, sample=True))
-        .order_by("-mean" if direction == "max" else "mean", "key")[:limit])
+    # std from the members below: SQLite's STDDEV_SAMP fails on a group of one
+    groups = list(history.values(key=F("run__config_key")).annotate(mean=Avg(column), n=Count("run_id"))
+                  .order_by("-mean" if direction == "max" else "mean", "key")[:limit])
     members: dict[str, list[tuple[int, float]]] = {}
     for run_id, key, value in history.filter(run__config_key__in=[group["key"] for group in groups]).values_list(
             "run_id", "run__config_key", column):
@@ -143,10 +146,18 @@ def best_groups(*, user, dataset: Dataset, metric: str, direction: str, limit: i
         if best_id not in examples:
             continue
         rows.append({"config_key": group["key"], "mean": group["mean"],
-                     "std": group["std"] if group["n"] > 1 else None, "n": group["n"],
+                     "std": _std([value for _, value in members[group["key"]]]), "n": group["n"],
                      "runs": sorted(run_id for run_id, _ in members[group["key"]]), "best_run": best_id,
                      "best_value": best_value, "run": examples[best_id]})
     return rows
+
+
+def _std(values: list[float]) -> float | None:
+    """The sample standard deviation; None for fewer than two runs."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((value - mean) ** 2 for value in values) / (len(values) - 1))
 
 
 def _candidate(group: dict, *, dataset: Dataset, similarity: dict, source: str, metric: str,
@@ -162,9 +173,24 @@ def _candidate(group: dict, *, dataset: Dataset, similarity: dict, source: str, 
             "design": {"id": design.pk, "name": f"{design.name} v{design.version}", "family": design.family,
                        "preset": spec.get("preset"), "spec": spec, "project": design.project_id},
             "config": config,
-            "params": {name: config[name] for name in WARM_START_PARAMETERS
-                       if name in config and isinstance(config[name], (int, float, str)) and
-                       not isinstance(config[name], bool)}}
+            "params": warm_start_params(config)}
+
+
+def warm_start_params(config: dict) -> dict:
+    """The settings of a run that a sweep can take as a trial to try first: the optimizer, learning rate and
+    batch size, and weight decay, label smoothing and momentum where they do something (non-zero; momentum
+    for sgd and rmsprop only)."""
+    params = {}
+    for name in WARM_START_PARAMETERS:
+        value = config.get(name)
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            continue
+        if name in ("weight_decay", "label_smoothing") and not value:
+            continue
+        if name == "momentum" and config.get("optimizer") not in ("sgd", "rmsprop"):
+            continue
+        params[name] = value
+    return params
 
 
 # --- the answer ---------------------------------------------------------------------------------------------
@@ -204,6 +230,16 @@ def dataset_recommendations(*, user, dataset: Dataset) -> dict:
                              "and shape, with the reason for each; once runs finish, they replace these.")
         answer["defaults"] = recommendation_defaults(dataset=dataset)
     return answer
+
+
+def recommendation_warm_start(answer: dict, *, limit: int = 3) -> list[dict]:
+    """The parameter sets a sweep should try first: the recommendations' settings (or the defaults'), best
+    first, each once."""
+    params = [entry["params"] for entry in answer["recommendations"] if entry["params"]]
+    if answer.get("defaults"):
+        params = [answer["defaults"]["params"]]
+    unique = {json.dumps(entry, sort_keys=True): entry for entry in params}
+    return list(unique.values())[:limit]
 
 
 def recommendation_defaults(*, dataset: Dataset) -> dict:
