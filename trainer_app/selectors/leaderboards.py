@@ -102,8 +102,9 @@ def _count_visible(dataset: Dataset, metric: str, user) -> int:
     (dataset_id, name, …)) less those of archived runs and runs of projects the user cannot see, found
     from the run side. Counting the visible rows directly read every summary row from the table
     (~30,000 scattered pages at 100,000 runs). Summaries carry their run's dataset (the persister copies it)."""
+    # no ORDER BY (the model's default, -created_at, made the planner walk every run by date: 94 of 174 ms)
     hidden = list(Run.objects.filter(Q(archived=True) | ~Q(project__in=project_list(user=user)), dataset_id=dataset.pk)
-                  .values_list("id", flat=True)[:HIDDEN_LIMIT + 1])
+                  .order_by().values_list("id", flat=True)[:HIDDEN_LIMIT + 1])
     summaries = RunMetric.objects.filter(dataset_id=dataset.pk, name=metric)
     if len(hidden) > HIDDEN_LIMIT:  # mostly hidden: counting what is left is cheaper
         return summaries.filter(run__archived=False, run__project__in=project_list(user=user)).count()
