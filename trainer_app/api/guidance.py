@@ -8,8 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trainer_app import selectors
-from trainer_app.api.datasets import _project_for
-from trainer_app.api.runs import RunInput, RunOutput
+from trainer_app.api.runs import RunInput, RunOutput, training_inputs
 from trainer_app.engine.config import OPTIMIZERS
 from trainer_app.engine.design import PRESETS
 from trainer_app.selectors.defaults import dataset_training_defaults
@@ -57,13 +56,7 @@ class LrFinderView(APIView):
         data = RunInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = _project_for(request.user, values["project"])
-        dataset = selectors.dataset_list(user=request.user, project_id=project.pk).filter(id=values["dataset"]).first()
-        design = selectors.design_list(user=request.user, project_id=project.pk).filter(id=values["model"]).first()
-        if dataset is None:
-            raise ValidationError({"dataset": f"No dataset {values['dataset']} in project {project.name}."})
-        if design is None:
-            raise ValidationError({"model": f"No model design {values['model']} in project {project.name}."})
+        project, dataset, design = training_inputs(request.user, values)
         run = lr_finder_create(project=project, dataset=dataset, design=design, config=values["config"],
                                resources=values["resources"], queue_name=values["queue"], created_by=request.user)
         return Response(RunOutput(run).data, status=status.HTTP_201_CREATED)

@@ -72,6 +72,19 @@ class RunInput(serializers.Serializer):
         return value
 
 
+def training_inputs(user, values: dict) -> tuple:
+    """(project, dataset, design) named by a launch body (project, dataset, model ids), each among the user's:
+    a 404 for a project they are not in, a 400 naming the dataset or design the project does not have."""
+    project = _project_for(user, values["project"])
+    dataset = selectors.dataset_list(user=user, project_id=project.pk).filter(id=values["dataset"]).first()
+    design = selectors.design_list(user=user, project_id=project.pk).filter(id=values["model"]).first()
+    if dataset is None:
+        raise ValidationError({"dataset": f"No dataset {values['dataset']} in project {project.name}."})
+    if design is None:
+        raise ValidationError({"model": f"No model design {values['model']} in project {project.name}."})
+    return project, dataset, design
+
+
 LIST_FILTERS = ("project", "dataset", "model", "status", "user", "tag", "created_after", "created_before",
                 "search", "starred", "archived", "order", "limit", "offset")
 
@@ -104,13 +117,7 @@ class RunListView(APIView):
         data = RunInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = _project_for(request.user, values["project"])
-        dataset = selectors.dataset_list(user=request.user, project_id=project.pk).filter(id=values["dataset"]).first()
-        design = selectors.design_list(user=request.user, project_id=project.pk).filter(id=values["model"]).first()
-        if dataset is None:
-            raise ValidationError({"dataset": f"No dataset {values['dataset']} in project {project.name}."})
-        if design is None:
-            raise ValidationError({"model": f"No model design {values['model']} in project {project.name}."})
+        project, dataset, design = training_inputs(request.user, values)
         parent = None
         if values["fine_tune_from"] is not None:
             parent = selectors.run_list(user=request.user).filter(id=values["fine_tune_from"]).first()

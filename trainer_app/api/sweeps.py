@@ -9,8 +9,8 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trainer_app import selectors, studies
-from trainer_app.api.datasets import _project_for
+from trainer_app import studies
+from trainer_app.api.runs import training_inputs
 from trainer_app.models import Sweep
 from trainer_app.selectors.sweeps import ChartError, sweep_chart, sweep_detail, sweep_list
 from trainer_app.services import sweeps as sweep_services
@@ -94,13 +94,7 @@ class SweepListView(APIView):
         data = SweepInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = _project_for(request.user, values["project"])
-        dataset = selectors.dataset_list(user=request.user, project_id=project.pk).filter(id=values["dataset"]).first()
-        design = selectors.design_list(user=request.user, project_id=project.pk).filter(id=values["model"]).first()
-        if dataset is None:
-            raise ValidationError({"dataset": f"No dataset {values['dataset']} in project {project.name}."})
-        if design is None:
-            raise ValidationError({"model": f"No model design {values['model']} in project {project.name}."})
+        project, dataset, design = training_inputs(request.user, values)
         try:
             sweep = self._create(request, values, project, dataset, design)
         except DjangoValidationError as error:
