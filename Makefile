@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make up        install, migrate, seed and start the whole stack (Ctrl-C stops it)"
-	@echo "make test      install the test tools and run the whole suite (PostgreSQL, then the SQLite subset)"
+	@echo "make test      install the test tools and run the whole suite (PostgreSQL; beside it the browser tests, then the SQLite subset)"
 	@echo "make test-fast unit tests only, no services"
 
 $(VENV)/bin/python:
@@ -48,13 +48,28 @@ install: $(STAMP_APP) $(STAMP_NPM)
 up: install
 	$(PY) manage.py up
 
+# Two pytest sessions side by side: the browser tests (each drives its own `manage.py up` stack, with its
+# own Redis) then the SQLite subset, beside the rest on PostgreSQL. On 2 cores one mostly waits (a browser,
+# a torchrun start) while the other works. Each has its own Redis db: the reconciler's tests flush theirs.
+TEST_SIDE_REDIS_URL ?= redis://127.0.0.1:6379/8
+TEST_SQLITE_URL := sqlite:///$(CURDIR)/var/test-sqlite/trainyard.sqlite3
+
 test: $(STAMP_DEV) $(STAMP_NPM) $(STAMP_CHROMIUM)
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-sqlite
+	@mkdir -p test-output
+	@echo "browser tests, then the SQLite subset, run beside the PostgreSQL suite; their log: test-output/side.log"
+	@( DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_SIDE_REDIS_URL) $(PY) -m pytest tests/e2e $(PYTEST_ARGS); \
+	   browser=$$?; DATABASE_URL=$(TEST_SQLITE_URL) REDIS_URL=$(TEST_SIDE_REDIS_URL) \
+	   $(PY) -m pytest -m sqlite_ok -q $(PYTEST_ARGS); sqlite=$$?; \
+	   for code in $$browser $$sqlite; do test $$code -eq 0 -o $$code -eq 5 || exit 1; done ) \
+	  > test-output/side.log 2>&1 & side=$$!; \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS); \
+	main=$$?; wait $$side; side_status=$$?; \
+	echo; echo "=== browser tests and the SQLite subset (test-output/side.log) ==="; cat test-output/side.log; \
+	test $$main -eq 0 -a $$side_status -eq 0
 
 # The fast subset on SQLite, the embedded default's database.
 test-sqlite: $(STAMP_DEV)
-	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite/trainyard.sqlite3 REDIS_URL=$(TEST_REDIS_URL) \
+	DATABASE_URL=$(TEST_SQLITE_URL) REDIS_URL=$(TEST_REDIS_URL) \
 		$(PY) -m pytest -m sqlite_ok -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP_DEV)

@@ -214,6 +214,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # several models have a `status` with their own choices: each gets its own enum in the schema
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "trainer_app.models.runs.RunStatus",
+        "SweepStatusEnum": "trainer_app.models.sweeps.SweepStatus",
+        "WorkerStatusEnum": "trainer_app.models.fleet.WorkerStatus",
+        "DatasetStatusEnum": "trainer_app.models.datasets.DatasetStatus",
+    },
 }
 
 # --- Internationalisation -------------------------------------------------------------------

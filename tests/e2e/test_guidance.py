@@ -24,7 +24,7 @@ def api(stack):
     token = session.post(f"{stack.url}/api/auth/token/", json={"username": "admin", "password": "e2e-admin-pass-1"},
                          timeout=30).json()["token"]
     session.headers["Authorization"] = f"Token {token}"
-    project = session.get(f"{stack.url}/api/projects/", timeout=30).json()[0]["id"]
+    project = next(p["id"] for p in session.get(f"{stack.url}/api/projects/", timeout=30).json() if p["name"] == "demo")
     datasets = {d["name"]: d["id"] for d in session.get(f"{stack.url}/api/datasets/", timeout=30).json()}
     return {"session": session, "project": project, "datasets": datasets}
 

@@ -35,7 +35,7 @@ def small_mlp(stack):
         "project": project["id"], "name": "digits-mlp-sweep", "spec": {"preset": "mlp", "options": {"hidden": [32]}}},
         timeout=30)
     assert response.status_code == 201, response.text
-    return response.json()["id"]
+    return {"design": response.json()["id"], "project": project["id"]}
 
 
 def choose_dataset(page, name: str) -> None:
@@ -118,14 +118,14 @@ def test_a_pruned_learning_rate_sweep_from_the_form_to_a_promoted_run(page, stac
     sign_in(page, stack)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{stack.url}/sweeps/")
+    page.goto(f"{stack.url}/sweeps/?project={small_mlp['project']}")  # other tests add projects of their own
     if page.get_by_test_id("empty-state").count():
         expect(page.get_by_test_id("empty-state")).to_contain_text("No sweeps yet")
         screenshot(page, "sweeps-empty")
     page.get_by_test_id("new-sweep").click()
     expect(page).to_have_url(re.compile(r"/sweeps/new/"))
     choose_dataset(page, "digits")
-    fill_the_sweep(page, small_mlp)
+    fill_the_sweep(page, small_mlp["design"])
     page.get_by_test_id("sweep-submit").click()
     expect(page).to_have_url(re.compile(r"/sweeps/\d+/\?created=1$"), timeout=60_000)
     expect(page.get_by_test_id("sweep-created")).to_be_visible()
@@ -181,7 +181,7 @@ def test_a_pruned_learning_rate_sweep_from_the_form_to_a_promoted_run(page, stac
     page.get_by_test_id("run-sweep").click()
     expect(page).to_have_url(re.compile(r"/sweeps/\d+/$"))
 
-    page.goto(f"{stack.url}/sweeps/")
+    page.goto(f"{stack.url}/sweeps/?project={small_mlp['project']}")  # other tests add projects of their own
     row = page.locator("tr[data-status=finished]", has_text="e2e lr sweep")
     expect(row.get_by_test_id("sweep-trials")).to_contain_text("6/6")
     assert not errors, errors

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import start_worker, stop_worker, wait_until
 from trainer_app import studies
-from trainer_app.models import Dataset, Role, Run, Sweep, Worker, WorkerStatus
+from trainer_app.models import Dataset, Queue, Role, Run, Sweep, Worker, WorkerStatus
 from trainer_app.services.datasets import datasets_seed_samples
 from trainer_app.services.queues import queues_ensure_defaults
 from trainer_app.services.sweeps import sweep_step
@@ -22,6 +22,7 @@ def lab(transactional_db, user_factory, project_factory, api_client):
     project = project_factory("sweeps", (user, Role.ANALYST))
     datasets_seed_samples(project=project, created_by=user)
     queues_ensure_defaults()
+    Queue.objects.get_or_create(name="held", defaults={"description": "consumed by no worker: trials stay queued"})
     api_client.force_authenticate(user)
     mlp = api_client.post("/api/models/", {"project": project.id, "name": "mlp",
                                            "spec": {"preset": "mlp", "options": {"hidden": [32]}}}, format="json").json()
@@ -46,7 +47,8 @@ def body(lab, **overrides):
             "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 0.05, "log": True}},
             "objective": {"metric": "val_accuracy", "direction": "maximize"},
             "sampler": "tpe", "pruner": "none", "n_trials": 4, "parallelism": 1,
-            "timeout_s": None, "target_value": None}  # what the form sends for empty fields
+            "timeout_s": None, "target_value": None,  # what the form sends for empty fields
+            "queue": "held"}  # no worker: the controller's steps are the test's; real trials say queue="cpu"
     data.update(overrides)
     return data
 
@@ -125,9 +127,10 @@ def test_parallelism_above_the_fleet_is_accepted_with_the_wait_shown(lab):
     from django.utils import timezone
 
     now = timezone.now()
-    Worker.objects.create(name="cpu@box", hostname="box", status=WorkerStatus.ONLINE, queues=["cpu", "default"],
+    Queue.objects.create(name="wide")  # a queue only this worker consumes (the session's test worker takes cpu)
+    Worker.objects.create(name="wide@box", hostname="box", status=WorkerStatus.ONLINE, queues=["wide", "default"],
                           cpu_count=2, ram_mb=1000, software={"concurrency": 2}, started_at=now, last_heartbeat=now)
-    response = create(lab, parallelism=5)
+    response = create(lab, parallelism=5, queue="wide")
     assert response.status_code == 201
     assert any("3 trial(s) will wait" in warning for warning in response.json()["warnings"]), response.json()
 
@@ -184,7 +187,7 @@ def test_a_sweep_runs_prunes_with_a_reason_and_promotes_its_best(lab, control_wo
     """Five trials in a fixed order (warm start): three good learning rates complete, then a hopeless one is
     pruned by the median rule at epoch 2 with the figures it compared."""
     order = [{"lr": 0.01}, {"lr": 0.02}, {"lr": 0.005}, {"lr": 1e-6}, {"lr": 0.008}]
-    response = create(lab, n_trials=5, parallelism=1, pruner="median", sampler="random", warm_start=order,
+    response = create(lab, n_trials=5, parallelism=1, pruner="median", sampler="random", warm_start=order, queue="cpu",
                       config={"optimizer": "adam", "batch_size": 64, "epochs": 3, "seed": 0},
                       search_space={"lr": {"type": "float", "low": 1e-6, "high": 0.05, "log": True}})
     assert response.status_code == 201, response.json()
@@ -220,7 +223,7 @@ def test_killing_the_controller_mid_sweep_loses_and_duplicates_no_trial(lab, dja
     with django_db_blocker.unblock():
         controller = start_worker(queues="control", name="control-a", log=tmp_path / "a.log")
     try:
-        response = create(lab, n_trials=3, parallelism=2, config={"optimizer": "adam", "batch_size": 64,
+        response = create(lab, n_trials=3, parallelism=2, queue="cpu", config={"optimizer": "adam", "batch_size": 64,
                                                                   "epochs": 2, "seed": 0})
         sweep_id = response.json()["id"]
         wait_until(lambda: Run.objects.filter(sweep_id=sweep_id).count() >= 2, timeout_s=60, message="trials")
@@ -244,7 +247,7 @@ def test_killing_the_controller_mid_sweep_loses_and_duplicates_no_trial(lab, dja
 
 @pytest.mark.usefixtures("celery_worker_process")
 def test_pause_resume_parallelism_stop_and_nothing_left_queued(lab, control_worker):
-    response = create(lab, n_trials=8, parallelism=2, config={"optimizer": "adam", "batch_size": 64, "epochs": 20,
+    response = create(lab, n_trials=8, parallelism=2, queue="cpu", config={"optimizer": "adam", "batch_size": 64, "epochs": 20,
                                                                "seed": 0})
     sweep_id = response.json()["id"]
     client = lab["client"]
@@ -410,8 +413,6 @@ def test_two_objectives_give_a_pareto_front_of_accuracy_against_model_size(lab):
 
 
 def test_a_sweep_on_a_queue_the_members_role_may_not_use_is_refused_up_front(lab):
-    from trainer_app.models import Queue
-
     Queue.objects.create(name="leads-only", allowed_roles=["lead", "admin"])
     response = create(lab, queue="leads-only")
     assert response.status_code == 400 and "'leads-only' is for lead and admin members only" in \
