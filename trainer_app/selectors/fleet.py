@@ -76,6 +76,16 @@ def queue_slots(queue: Queue) -> int:
     return min(slots, queue.max_concurrent) if queue.max_concurrent is not None else slots
 
 
+def recent_run_seconds(queue: Queue) -> tuple[int, float | None]:
+    """(how many, their average duration in seconds) of the queue's last RECENT_FINISHED finished runs."""
+    spans = list(Run.objects.filter(queue_id=queue.pk, status__in=FINAL_STATUSES, started_at__isnull=False,
+                                    finished_at__isnull=False).order_by("-finished_at")
+                 .values_list("started_at", "finished_at")[:RECENT_FINISHED])
+    if not spans:
+        return 0, None
+    return len(spans), sum((end - start).total_seconds() for start, end in spans) / len(spans)
+
+
 def run_queue_place(*, run: Run) -> dict | None:
     """For a queued run: its position in its queue (runs ahead of it by priority, then age) and an estimated
     start, the queue's average recent run duration × (runs ahead + runs it runs now) / its slots; None as
@@ -88,8 +98,7 @@ def run_queue_place(*, run: Run) -> dict | None:
                | Q(priority=run.priority, created_at=run.created_at, id__lt=run.pk))
     ahead = same_queue.filter(earlier, status=RunStatus.QUEUED).count()
     place = {"position": ahead + 1, "ahead": ahead, "estimated_start": None, "wait_seconds": None, "estimate": ""}
-    finished = list(same_queue.filter(status__in=FINAL_STATUSES, started_at__isnull=False, finished_at__isnull=False)
-                    .order_by("-finished_at").values_list("started_at", "finished_at")[:RECENT_FINISHED])
+    finished, average = recent_run_seconds(queue)
     slots = queue_slots(queue)
     if queue.paused:
         place["estimate"] = "unknown: the queue is paused"
@@ -98,11 +107,10 @@ def run_queue_place(*, run: Run) -> dict | None:
     elif not slots:
         place["estimate"] = "unknown: no online worker consumes this queue"
     else:
-        average = sum((end - start).total_seconds() for start, end in finished) / len(finished)
         active = same_queue.filter(status__in=ACTIVE_STATUSES).count()
         wait = average * (ahead + active) / slots
         place["estimated_start"], place["wait_seconds"] = timezone.now() + timedelta(seconds=wait), wait
-        place["estimate"] = (f"from the last {len(finished)} run(s) on this queue ({average:.0f} s each on average) "
+        place["estimate"] = (f"from the last {finished} run(s) on this queue ({average:.0f} s each on average) "
                              f"and {slots} worker slot(s)")
     return place
 
@@ -223,12 +231,9 @@ def fleet_overview() -> dict:
         queued = Run.objects.filter(queue_id=queue.pk, status=RunStatus.QUEUED).count()
         running = Run.objects.filter(queue_id=queue.pk, status__in=ACTIVE_STATUSES).count()
         slots = queue_slots(queue)
-        finished = list(Run.objects.filter(queue_id=queue.pk, status__in=FINAL_STATUSES, started_at__isnull=False,
-                                           finished_at__isnull=False).order_by("-finished_at")
-                        .values_list("started_at", "finished_at")[:RECENT_FINISHED])
+        finished, average = recent_run_seconds(queue)
         wait = None
         if finished and slots and not queue.paused:
-            average = sum((end - start).total_seconds() for start, end in finished) / len(finished)
             wait = average * (queued + running) / slots
         queues.append({"queue": queue, "queued": queued, "running": running, "slots": slots, "wait_seconds": wait})
     return {"rows": rows, "queues": queues, "online": sum(1 for worker in workers if worker.status == "online"),

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from trainer_app import studies
 from trainer_app.models import (ACTIVE_STATUSES, SWEEP_ACTIVE, SWEEP_FINAL, Run, RunMetric, RunStatus, Sweep,
-                                SweepStatus, Worker, WorkerStatus)
+                                SweepStatus)
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +133,6 @@ def trial_settings(sweep_config: dict, design_spec: dict, params: dict) -> tuple
     return config, {"preset": preset, "options": options}
 
 
-def _fleet_slots(queue_name: str) -> int:
-    """How many jobs the online workers that consume this queue run at once (their pools' sizes)."""
-    workers = [worker for worker in Worker.objects.filter(status=WorkerStatus.ONLINE) if queue_name in worker.queues]
-    return sum(max(1, int((worker.software or {}).get("concurrency") or 1)) for worker in workers)
-
-
 def sweep_create(*, project, dataset, design, config: dict, search_space, objective=None, objectives=None,
                  sampler: str = "tpe", pruner: str = "none", n_trials: int = 20, parallelism: int = 2,
                  timeout_s: int | None = None, target_value: float | None = None, queue_name: str = "cpu",
@@ -214,7 +208,9 @@ def sweep_create(*, project, dataset, design, config: dict, search_space, object
     sample_config, _ = trial_settings(base, design.spec, first)
     # the model is checked per trial (a design space may hold models that do not fit: those trials fail fast)
     _engine_spec_check(dataset=dataset, design=design, config=sample_config, resources=resources, init_weights=None)
-    slots = _fleet_slots(queue.name)
+    from trainer_app.selectors.fleet import queue_slots
+
+    slots = queue_slots(queue)
     if slots and parallelism > slots:
         warnings.append(f"Parallelism {parallelism} is more than the fleet runs at once ({slots} slot(s) online): "
                         f"{parallelism - slots} trial(s) will wait in the {queue.name} queue.")
