@@ -1,18 +1,67 @@
-"""What a worker node has: CPUs, RAM, GPUs and software versions. No torch import (it costs seconds)."""
+"""What a worker node has: CPUs, RAM, GPUs and software versions. No torch import (it costs seconds).
+
+GPUs come from NVML (the nvidia-ml-py package, a thin ctypes binding: no CUDA context is created) where the
+NVIDIA driver's library is present, else from ``nvidia-smi``, else there are none (a CPU-only node).
+"""
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 import subprocess
+import threading
 from importlib import metadata
 
 import psutil
 
-NVIDIA_SMI_FIELDS = "index,name,memory.total,memory.used,utilization.gpu,temperature.gpu"
+logger = logging.getLogger(__name__)
+
+NVIDIA_SMI_FIELDS = "index,name,memory.total,memory.used,utilization.gpu,temperature.gpu,uuid"
+
+_nvml_lock = threading.Lock()
+_nvml_state: dict = {}
 
 
-def gpu_inventory() -> list[dict]:
-    """One dict per GPU from nvidia-smi; an empty list on CPU-only nodes."""
+def _nvml():
+    """The initialised ``pynvml`` module, or None where NVML cannot start (no driver, no package). Once per process."""
+    with _nvml_lock:
+        if "module" not in _nvml_state:
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                _nvml_state["module"] = pynvml
+            except Exception as error:  # ImportError, or NVMLError_LibraryNotFound/DriverNotLoaded on CPU nodes
+                logger.debug("NVML unavailable (%s): falling back to nvidia-smi", error)
+                _nvml_state["module"] = None
+        return _nvml_state["module"]
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _nvml_inventory(nvml) -> list[dict]:
+    gpus = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        gpu = {"index": index, "name": _text(nvml.nvmlDeviceGetName(handle)),
+               "memory_total_mb": int(memory.total // 2 ** 20), "memory_used_mb": int(memory.used // 2 ** 20),
+               "utilization": None, "temperature_c": None, "uuid": _text(nvml.nvmlDeviceGetUUID(handle))}
+        try:  # some virtualised GPUs answer NOT_SUPPORTED for these two
+            gpu["utilization"] = int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+        except nvml.NVMLError as error:
+            logger.debug("GPU %d utilisation: %s", index, error)
+        try:
+            gpu["temperature_c"] = int(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
+        except nvml.NVMLError as error:
+            logger.debug("GPU %d temperature: %s", index, error)
+        gpus.append(gpu)
+    return gpus
+
+
+def _smi_inventory() -> list[dict]:
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
@@ -26,14 +75,27 @@ def gpu_inventory() -> list[dict]:
     gpus = []
     for line in output.strip().splitlines():
         fields = [field.strip() for field in line.split(",")]
-        if len(fields) != 6:
+        if len(fields) != 7:
             continue
-        index, name, total, used, utilisation, temperature = fields
+        index, name, total, used, utilisation, temperature, uuid = fields
         gpus.append({
             "index": _number(index), "name": name, "memory_total_mb": _number(total),
-            "memory_used_mb": _number(used), "utilization": _number(utilisation), "temperature_c": _number(temperature),
+            "memory_used_mb": _number(used), "utilization": _number(utilisation),
+            "temperature_c": _number(temperature), "uuid": uuid,
         })
     return gpus
+
+
+def gpu_inventory() -> list[dict]:
+    """One dict per GPU (index, name, memory_total_mb, memory_used_mb, utilization, temperature_c, uuid):
+    from NVML where it starts, else nvidia-smi; an empty list on CPU-only nodes."""
+    nvml = _nvml()
+    if nvml is not None:
+        try:
+            return _nvml_inventory(nvml)
+        except Exception as error:  # a driver hiccup must not stop the heartbeat: nvidia-smi may still answer
+            logger.warning("NVML failed (%s): reading the GPUs with nvidia-smi", error)
+    return _smi_inventory()
 
 
 def _number(text: str) -> int | None:
@@ -43,6 +105,18 @@ def _number(text: str) -> int | None:
         return None
 
 
+def cuda_driver_version() -> str | None:
+    """The CUDA version the NVIDIA driver supports ("12.8"), from NVML; None without a driver."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        version = nvml.nvmlSystemGetCudaDriverVersion()
+    except Exception:
+        return None
+    return f"{version // 1000}.{version % 1000 // 10}"
+
+
 def software_versions() -> dict:
     versions = {"python": platform.python_version()}
     for package in ("torch", "torchvision", "celery", "django"):
@@ -50,6 +124,7 @@ def software_versions() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    versions["cuda_driver"] = cuda_driver_version()
     return versions
 
 

@@ -114,6 +114,17 @@ class DistributedContext:
         return gathered
 
 
+def check_one_gpu_per_process(backend: str, local_processes: int, gpus: int) -> None:
+    """NCCL refuses two ranks of one job on the same GPU ("Duplicate GPU detected", seen on an H200): say so
+    before the job starts, in words that name the fix."""
+    from .config import SpecError
+
+    if backend in ("auto", "nccl") and gpus and local_processes > gpus:
+        raise SpecError(f"{local_processes} processes per node share {gpus} visible GPU(s), and NCCL needs one GPU "
+                        f"per process: set nproc_per_node to {gpus} or fewer (or gpus_per_node to {local_processes}), "
+                        "or choose the gloo backend", field_name="distributed.backend")
+
+
 def choose_device(backend: str):
     """(device, backend) for this rank: the local GPU and NCCL when there are GPUs, else the CPU and gloo."""
     import torch
@@ -126,6 +137,7 @@ def choose_device(backend: str):
         raise SpecError("nccl needs GPUs and this worker has none: use auto or gloo",
                         field_name="distributed.backend")
     if has_gpu:
+        check_one_gpu_per_process(backend, int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count())
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     else:

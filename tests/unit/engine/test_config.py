@@ -109,3 +109,21 @@ def test_augmentation_on_a_table_and_image_metrics_on_regression_are_refused(win
     spec = load_run_spec(spec_dict(batch_size=16, early_stopping={"metric": "val_accuracy"}))
     with pytest.raises(SpecError, match="'val_accuracy' does not apply to regression"):
         check_spec_against_dataset(spec, read_meta(diabetes_dir))
+
+
+@pytest.mark.parametrize("backend, processes, gpus, refused", [
+    ("auto", 2, 1, True), ("nccl", 3, 2, True), ("nccl", 2, 2, False), ("auto", 1, 1, False),
+    ("gloo", 2, 1, False), ("auto", 2, 0, False),
+])
+def test_nccl_needs_one_gpu_per_process(backend, processes, gpus, refused):
+    """Two NCCL ranks on one GPU fail with "Duplicate GPU detected" (benchmarks/gpu_check.py on an H200):
+    the engine refuses them first, naming the fix."""
+    from trainer_app.engine.distributed import check_one_gpu_per_process
+
+    if not refused:
+        check_one_gpu_per_process(backend, processes, gpus)
+        return
+    with pytest.raises(SpecError) as caught:
+        check_one_gpu_per_process(backend, processes, gpus)
+    assert caught.value.field_name == "distributed.backend"
+    assert f"set nproc_per_node to {gpus} or fewer" in str(caught.value)
