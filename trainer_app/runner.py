@@ -1,7 +1,8 @@
-"""The supervisor of one run: writes the engine's spec, starts `torchrun` in its own process group,
-renews the run's lease, persists its events, relays a cancel, and records the outcome.
+"""The supervisor of one run: writes the engine's spec, starts the engine in its own process group (under
+`torchrun` for several processes, directly for one), renews the run's lease, persists its events, relays a
+cancel, and records the outcome.
 
-It never trains: the engine does, in the ranks torchrun starts (DESIGN.md). It runs inside a Celery
+It never trains: the engine does, in the ranks torchrun starts or the one engine process (DESIGN.md). It runs inside a Celery
 prefork task, which cannot fork torch workers itself, hence the subprocess.
 """
 from __future__ import annotations
@@ -46,6 +47,15 @@ def torchrun_command(spec_path: Path, nproc_per_node: int) -> list[str]:
             "--nproc-per-node", str(nproc_per_node), "-m", "trainer_app.engine", str(spec_path)]
 
 
+def engine_command(spec_path: Path, nproc_per_node: int) -> list[str]:
+    """How the engine starts: under torchrun for several processes; one process on one node runs the engine
+    directly, which skips torchrun's agent and its own `import torch` (launch to first metric 7.7 s → 3.9 s
+    here, benchmarks/bench_engine_launch.py --compare-direct). The engine is the same either way."""
+    if nproc_per_node == 1:
+        return [sys.executable, "-m", "trainer_app.engine", str(spec_path)]
+    return torchrun_command(spec_path, nproc_per_node)
+
+
 class RunSupervisor:
     def __init__(self, run_id: int, owner: str):
         self.run_id = run_id
@@ -73,7 +83,7 @@ class RunSupervisor:
                            PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
         log_path = directory / "engine.log"
         self.process = subprocess.Popen(
-            torchrun_command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
+            engine_command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
