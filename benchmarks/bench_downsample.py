@@ -86,7 +86,7 @@ def populate(points: int) -> dict:
 
     for name in ("train_loss", "lr", "val_accuracy"):
         values = [row[3] for row in rows if row[1] == name]
-        RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name=name,
+        RunMetric.objects.create_for(run, name=name,
                                  last=values[-1], last_step=points - 1 if name != "val_accuracy" else (points - 1) // 100 * 100,
                                  min=min(values), max=max(values), count=len(values))
         metric_rollups_rebuild(run_id=run.pk, name=name)

@@ -98,13 +98,14 @@ def populate(runs: int) -> dict:
         insert_models(Run, objects)
         ids = dict(Run.objects.filter(dataset=dataset).values_list("name", "id"))
         rows = []
-        for index in range(runs):
+        for index, run in enumerate(objects):  # the summaries carry the run's config_key and archived flag
             group, seed = divmod(index, SEEDS)
             run_id = ids[f"lb-{index}"]
             for name, (last, low, high) in metric_values(group, seed).items():
-                rows.append((run_id, dataset.pk, fixtures["project"].pk, name, last, 1000, low, high, 100))
-        insert_rows(RunMetric, ["run_id", "dataset_id", "project_id", "name", "last", "last_step", "min", "max",
-                                "count"], rows)
+                rows.append((run_id, dataset.pk, fixtures["project"].pk, run.config_key, run.archived, name, last,
+                             1000, low, high, 100))
+        insert_rows(RunMetric, ["run_id", "dataset_id", "project_id", "config_key", "archived", "name", "last",
+                                "last_step", "min", "max", "count"], rows)
         best_key = hashlib.sha1(f"{runs}-0".encode()).hexdigest()
         LeaderboardBaseline.objects.update_or_create(dataset=dataset, metric="test_accuracy", defaults={
             "project": fixtures["project"], "config_key": best_key, "pinned_by": fixtures["user"]})

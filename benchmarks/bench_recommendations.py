@@ -81,7 +81,7 @@ def record_run(context: dict, settings: dict, curve: list[float], *, seed: int, 
                              created_by=context["user"], status=RunStatus.SUCCEEDED, config=config, kind=kind,
                              summary={METRIC: curve[-1]},
                              config_key=config_key(dataset_id=dataset.pk, design_id=design.pk, config=config, init={}))
-    RunMetric.objects.create(run=run, dataset_id=dataset.pk, project_id=dataset.project_id, name=METRIC,
+    RunMetric.objects.create_for(run, name=METRIC,
                              last=curve[-1], last_step=epochs, min=min(curve), max=max(curve), count=epochs)
 
 

@@ -14,7 +14,7 @@ def three(run_factory, api_client):
         run = run_factory(name=f"lr-{lr}", config={"lr": lr, "batch_size": 64, "schedule": {"type": "cosine"}})
         MetricPoint.objects.bulk_create([MetricPoint(run=run, name="val_loss", step=step, value=1 / (step + index))
                                          for step in range(1, 3001)])
-        RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name="val_loss",
+        RunMetric.objects.create_for(run, name="val_loss",
                                  last=1 / (3000 + index), last_step=3000, min=1 / (3000 + index), max=1 / (1 + index))
         runs.append(run)
     api_client.force_authenticate(run_factory.owner)

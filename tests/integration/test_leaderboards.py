@@ -22,7 +22,7 @@ def board(run_factory, user_factory, api_client):
             extra = {"design": design} if design else {}
             run = run_factory(config_key=key, config={"seed": seed, "lr": 0.1}, **extra)
             for name, value in (("test_accuracy", accuracy), ("val_loss", loss)):
-                RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name=name,
+                RunMetric.objects.create_for(run, name=name,
                                          last=value, last_step=100, min=value - 0.01 if "loss" in name else 0.1,
                                          max=value if "loss" not in name else value + 0.2, count=10)
             runs.setdefault(key, []).append(run)
@@ -116,8 +116,23 @@ def test_the_page_has_a_helpful_empty_state(client, user_factory):
 def test_a_configuration_run_once_has_no_std_on_any_database(run_factory, api_client):
     """SQLite's sample standard deviation of one value fails inside the aggregate: std comes from Python."""
     run = run_factory(config_key="c" * 40, config={"seed": 0})
-    RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name="test_accuracy",
+    RunMetric.objects.create_for(run, name="test_accuracy",
                              last=0.5, last_step=1, min=0.5, max=0.5, count=1)
     api_client.force_authenticate(run_factory.owner)
     body = api_client.get("/api/leaderboards/", {"dataset": run.dataset_id}).json()
     assert body["rows"][0]["n"] == 1 and body["rows"][0]["std"] is None
+
+
+def test_archived_runs_leave_the_board_and_come_back(board):
+    """Summaries carry their run's archived flag: archiving a run (alone or in bulk) hides it from both boards,
+    un-archiving brings it back, and the totals follow."""
+    client, (first, second, _third) = board["client"], board["runs"]["a" * 40]
+    assert client.patch(f"/api/runs/{first.pk}/", {"archived": True}, format="json").status_code == 200
+    assert client.post("/api/runs/bulk/", {"runs": [second.pk], "action": "archive"}, format="json").status_code == 200
+    grouped = get(board, metric="test_accuracy").json()
+    assert [(row["config_key"][0], row["n"]) for row in grouped["rows"]] == [("a", 1), ("b", 3)]
+    per_run = get(board, metric="test_accuracy", group="none").json()
+    assert per_run["total"] == 4 and {row["run"] for row in per_run["rows"]}.isdisjoint({first.pk, second.pk})
+    client.post("/api/runs/bulk/", {"runs": [first.pk, second.pk], "action": "unarchive"}, format="json")
+    assert get(board, metric="test_accuracy", group="none").json()["total"] == 6
+    assert RunMetric.objects.filter(run=first, archived=False).count() == 2

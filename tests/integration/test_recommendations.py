@@ -32,7 +32,7 @@ def world(db, user_factory, project_factory):
                                   config=config, kind=kind, archived=archived, created_by=analyst,
                                   config_key=config_key(dataset_id=data.pk, design_id=model.pk, config=config,
                                                         init={}))
-        RunMetric.objects.create(run=made, dataset_id=data.pk, project_id=project.pk, name=metric, last=value,
+        RunMetric.objects.create_for(made, name=metric, last=value,
                                  last_step=10, min=value - 0.2, max=value, count=5)
         return made
 

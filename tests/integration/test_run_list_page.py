@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.sqlite_ok]
 
 
 def add_metric(run, name, last, *, low=None, high=None):
-    RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name=name, last=last,
+    RunMetric.objects.create_for(run, name=name, last=last,
                              last_step=10, min=last if low is None else low, max=last if high is None else high)
 
 

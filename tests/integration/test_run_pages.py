@@ -224,7 +224,7 @@ def test_a_failed_run_page_shows_the_error_log_tail_checkpoints_summary_and_line
 def test_the_runs_list_shows_the_result_progress_and_refreshes_while_runs_are_active(lab):
     done = make_run(lab, status="succeeded", summary={"values": {"test_accuracy": 0.9731, "val_loss": 0.12}})
     running = make_run(lab, status="running", step=30, total_steps=120)
-    RunMetric.objects.create(run=running, dataset_id=running.dataset_id, project_id=running.project_id,
+    RunMetric.objects.create_for(running,
                              name="val_loss", last=0.4567, last_step=20, min=0.4567, max=0.9, count=2)
     page = lab["client"].get("/runs/").content.decode()
     assert "0.9731" in page and "0.4567" in page and "30/120" in page and 'hx-trigger="every 3s"' in page

@@ -17,7 +17,7 @@ def runs(run_factory, api_client):
                                                  ("queued", None)]):
         run = run_factory(status=status, name=f"run-{index}", notes="tried cosine" if index == 2 else "")
         if accuracy is not None:
-            RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id,
+            RunMetric.objects.create_for(run,
                                      name="val_accuracy", last=accuracy, last_step=10, min=0.1, max=accuracy)
         made.append(run)
     Run.objects.filter(pk=made[0].pk).update(created_at=timezone.now() - timedelta(days=10))

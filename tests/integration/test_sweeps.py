@@ -283,7 +283,7 @@ def _finish_run(run: Run, status: str, *, error: str = "", val_accuracy: float |
     from trainer_app.models import RunMetric
 
     if val_accuracy is not None:
-        RunMetric.objects.create(run=run, dataset_id=run.dataset_id, project_id=run.project_id, name="val_accuracy",
+        RunMetric.objects.create_for(run, name="val_accuracy",
                                  last=val_accuracy, last_step=10, min=val_accuracy / 2, max=val_accuracy, count=3)
     Run.objects.filter(id=run.id).update(status=status, error=error)
 

@@ -225,7 +225,7 @@ def _update_summaries(run_id: int, points: dict, existing: dict) -> None:
         entry["min"], entry["max"] = min(entry["min"], value), max(entry["max"], value)
         if step >= entry["last_step"]:
             entry["last"], entry["last_step"] = value, step
-    run = Run.objects.only("dataset_id", "project_id").get(id=run_id)
+    run = Run.objects.only("dataset_id", "project_id", "config_key", "archived").get(id=run_id)
     rows = []
     for name, entry in batch.items():
         old = existing.get(name)
@@ -234,6 +234,7 @@ def _update_summaries(run_id: int, points: dict, existing: dict) -> None:
             entry["count"] += old.count
             if old.last_step > entry["last_step"]:
                 entry["last"], entry["last_step"] = old.last, old.last_step
-        rows.append(RunMetric(run_id=run_id, dataset_id=run.dataset_id, project_id=run.project_id, name=name, **entry))
+        rows.append(RunMetric(run_id=run_id, dataset_id=run.dataset_id, project_id=run.project_id,
+                              config_key=run.config_key, archived=run.archived, name=name, **entry))
     RunMetric.objects.bulk_create(rows, update_conflicts=True, unique_fields=["run", "name"],
                                   update_fields=["last", "last_step", "min", "max", "count"])

@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
-from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunStatus, Worker
+from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunMetric, RunStatus, Worker
 
 logger = logging.getLogger(__name__)
 MAX_DELIVERIES = 3
@@ -376,6 +376,8 @@ def run_update(*, run: Run, name: str | None = None, notes: str | None = None, s
             if value is not None:
                 setattr(run, field, value[:200] if field == "name" else value)
         run.save(update_fields=["name", "notes", "starred", "archived"])
+        if archived is not None:  # the leaderboards read the flag from the summaries
+            RunMetric.objects.filter(run=run).update(archived=run.archived)
         if tags is not None:
             wanted = {_clean_tag(tag) for tag in tags}
             RunTag.objects.filter(run=run).exclude(name__in=wanted).delete()
@@ -400,7 +402,10 @@ def runs_bulk(*, runs, action: str, tag: str | None = None) -> dict:
             RunTag.objects.filter(run__in=runs, name=tag).delete()
     elif action in ("archive", "unarchive", "star", "unstar"):
         field = "archived" if action.endswith("archive") else "starred"
-        Run.objects.filter(pk__in=[run.pk for run in runs]).update(**{field: not action.startswith("un")})
+        with transaction.atomic():
+            Run.objects.filter(pk__in=[run.pk for run in runs]).update(**{field: not action.startswith("un")})
+            if field == "archived":  # the leaderboards read the flag from the summaries
+                RunMetric.objects.filter(run__in=[run.pk for run in runs]).update(archived=not action.startswith("un"))
     else:
         for run in runs:
             try:
