@@ -131,6 +131,7 @@ SSE_HEARTBEAT_SECONDS = 15  # a quiet event stream says the run's status this of
 RUN_STREAM_TTL_SECONDS = 24 * 3600  # a finished run's stream is dropped a day after SQL has it all
 RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
 WORKER_OFFLINE_AFTER_SECONDS = 20
+FLEET_HISTORY_DAYS = 7  # per-minute GPU utilisation and memory of every worker (the worker page's chart)
 
 CACHES = {
     "default": {

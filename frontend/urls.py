@@ -28,5 +28,6 @@ urlpatterns = [
     path("projects/new/", pages.project_create, name="project-create"),
     path("projects/<int:project_id>/members/", pages.project_member_set, name="project-member-set"),
     path("fleet/", pages.fleet, name="fleet"),
+    path("fleet/workers/<int:worker_id>/", pages.worker_detail, name="worker-detail"),
     path("status/", pages.status, name="status"),
 ]

@@ -68,6 +68,19 @@ def _gpu_row(gpu: dict) -> str:
 
 
 @login_required
+def worker_detail(request, worker_id: int):
+    """One worker: its facts, each GPU's utilisation and memory over time (a chart from
+    /api/workers/{id}/gpu-history/) and its job history."""
+    _require_site_admin(request)
+    from trainer_app.models import Worker
+    from trainer_app.selectors.fleet import worker_jobs
+
+    worker = get_object_or_404(Worker, id=worker_id)
+    return render(request, "frontend/worker.html", {"worker": worker, "jobs": worker_jobs(worker=worker),
+                                                    "spans": ((1, "1 h"), (6, "6 h"), (24, "24 h"), (168, "7 days"))})
+
+
+@login_required
 def status(request):
     _require_site_admin(request)
     template = "frontend/_status_table.html" if request.htmx else "frontend/status.html"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<int:project_id>/members/", views.ProjectMembersView.as_view(), name="api-project-members"),
     path("health/", views.HealthView.as_view(), name="api-health"),
     path("workers/", views.WorkerListView.as_view(), name="api-workers"),
+    path("workers/<int:worker_id>/gpu-history/", views.WorkerGpuHistoryView.as_view(), name="api-worker-gpu-history"),
     *(path(f"workers/<int:worker_id>/{action}/", views.WorkerActionView.as_view(action_name=action),
            name=f"api-worker-{action}") for action in ("drain", "resume", "shutdown")),
     path("datasets/", datasets.DatasetListView.as_view(), name="api-datasets"),

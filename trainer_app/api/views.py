@@ -4,10 +4,10 @@ from __future__ import annotations
 from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -119,6 +119,32 @@ class WorkerActionView(APIView):
     def post(self, request, worker_id: int):
         worker = get_object_or_404(Worker, id=worker_id)
         return Response(s.WorkerOutput(self.actions[self.action_name](worker=worker)).data)
+
+
+class WorkerGpuHistoryView(APIView):
+    """Admins: one worker's GPU utilisation (mean, max) and memory used over time, per GPU, one point per
+    minute (or per bucket of minutes over long spans), from the last ``hours`` (1 to 24 × FLEET_HISTORY_DAYS)."""
+
+    permission_classes = [IsSiteAdmin]
+
+    @extend_schema(parameters=[OpenApiParameter("hours", int, description="how far back, 1 to 168 (default 24)")],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request, worker_id: int):
+        from django.conf import settings
+
+        from trainer_app.selectors.fleet import worker_gpu_history
+
+        worker = get_object_or_404(Worker, id=worker_id)
+        raw = request.query_params.get("hours", "24")
+        limit = settings.FLEET_HISTORY_DAYS * 24
+        try:
+            hours = int(raw)
+        except ValueError:
+            hours = 0
+        if not 1 <= hours <= limit:
+            raise ValidationError({"hours": [f"hours must be a whole number from 1 to {limit} (the history kept), "
+                                             f"not {raw!r}."]})
+        return Response(worker_gpu_history(worker=worker, hours=hours))
 
 
 class QueueListView(APIView):

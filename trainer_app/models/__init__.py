@@ -1,6 +1,6 @@
 from trainer_app.models.datasets import Dataset, DatasetSource, DatasetStatus, SiteSettings, Upload
 from trainer_app.models.designs import ModelDesign, WeightsFile
-from trainer_app.models.fleet import Worker, WorkerStatus
+from trainer_app.models.fleet import Worker, WorkerGpuMinute, WorkerStatus
 from trainer_app.models.projects import Membership, Project, Role
 from trainer_app.models.sweeps import SWEEP_ACTIVE, SWEEP_FINAL, Sweep, SweepStatus
 from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint, LeaderboardBaseline, MetricPoint,
@@ -9,4 +9,4 @@ from trainer_app.models.runs import (ACTIVE_STATUSES, FINAL_STATUSES, Checkpoint
 
 __all__ = ["ACTIVE_STATUSES", "Checkpoint", "Dataset", "DatasetSource", "DatasetStatus", "FINAL_STATUSES", "LeaderboardBaseline", "RunLog", "RunMetric", "RunTag",
            "Membership", "SWEEP_ACTIVE", "SWEEP_FINAL", "Sweep", "SweepStatus", "MetricPoint", "MetricRollup", "ModelDesign", "Project", "Queue", "Role", "Run", "RunFinding", "RunKind", "RunStatus",
-           "SiteSettings", "Upload", "WeightsFile", "Worker", "WorkerStatus"]
+           "SiteSettings", "Upload", "WeightsFile", "Worker", "WorkerGpuMinute", "WorkerStatus"]

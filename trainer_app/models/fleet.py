@@ -30,3 +30,21 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkerGpuMinute(models.Model):
+    """One GPU of one worker over one minute: the history behind the worker page's utilisation-over-time
+    chart. Written when a worker's heartbeat opens a new minute, from the last minute's samples (the Redis
+    ring the sparklines read); kept FLEET_HISTORY_DAYS days."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="gpu_minutes")
+    gpu_index = models.PositiveSmallIntegerField()
+    minute = models.DateTimeField(help_text="the minute's start (UTC)")
+    samples = models.PositiveSmallIntegerField()
+    utilization_mean = models.FloatField(null=True)
+    utilization_max = models.FloatField(null=True)
+    memory_used_mb_max = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["worker", "gpu_index", "minute"], name="one_row_per_gpu_minute")]
+        indexes = [models.Index(fields=["minute"], name="workergpuminute_minute")]

@@ -1,7 +1,8 @@
 """Reads about the fleet."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
@@ -152,9 +153,7 @@ def _sparklines(samples, gpu_count: int, totals: list[float]) -> list[tuple[str,
 def _samples(workers: list[Worker]) -> dict[int, object]:
     """Each worker's recent samples as a (samples × (1 + 2·GPUs)) float64 array, oldest first: one string and
     one counter per worker, read in one Redis round trip for the whole fleet."""
-    import numpy as np
-
-    from trainer_app.services.fleet import SAMPLES_KEPT, worker_samples_key
+    from trainer_app.services.fleet import ring_rows, worker_samples_key
     from trainer_app.streams import redis_client
 
     try:
@@ -168,15 +167,9 @@ def _samples(workers: list[Worker]) -> dict[int, object]:
         return {}
     arrays = {}
     for worker, ring, count in zip(workers, raw[0::2], raw[1::2]):
-        width = 1 + 2 * len(worker.gpus or [])
-        if not ring or not count:
-            continue
-        rows = np.frombuffer(ring[:len(ring) - len(ring) % (8 * width)], dtype="<f8").reshape(-1, width)
-        written = int(count)
-        if written > SAMPLES_KEPT:  # the ring wrapped: the oldest record is the next one to be overwritten
-            start = written % SAMPLES_KEPT
-            rows = np.concatenate([rows[start:], rows[:start]])
-        arrays[worker.pk] = rows[:min(written, SAMPLES_KEPT)]
+        rows = ring_rows(ring, count, 1 + 2 * len(worker.gpus or []))
+        if rows is not None:
+            arrays[worker.pk] = rows
     return arrays
 
 
@@ -239,3 +232,57 @@ def fleet_overview() -> dict:
     return {"rows": rows, "queues": queues, "online": sum(1 for worker in workers if worker.status == "online"),
             "gpus": sum(len(worker.gpus or []) for worker in workers),
             "busy_gpus": sum(1 for row in rows for gpu in row["gpus"] if gpu["run"])}
+
+
+# --- one worker's page -------------------------------------------------------------------------------------
+
+HISTORY_POINTS = 720  # per series on the chart: 12 h of minutes as they are, longer spans in buckets
+
+
+def worker_gpu_history(*, worker: Worker, hours: int) -> dict:
+    """Per GPU of the worker, its utilisation (mean and max) and memory used (max) over the last ``hours``,
+    one point per minute, or per bucket of minutes (mean of the means, max of the maxima) when the span holds
+    more than HISTORY_POINTS minutes. Gaps (the worker was off) stay gaps: no point is invented."""
+    from collections import defaultdict
+
+    from trainer_app.models import WorkerGpuMinute
+
+    since = timezone.now() - timedelta(hours=hours)
+    bucket = max(1, -(-hours * 60 // HISTORY_POINTS))  # minutes per point
+    rows = (WorkerGpuMinute.objects.filter(worker=worker, minute__gte=since).order_by("gpu_index", "minute")
+            .values_list("gpu_index", "minute", "utilization_mean", "utilization_max", "memory_used_mb_max"))
+    grouped: dict[int, dict] = defaultdict(dict)
+    for gpu, minute, mean, high, memory in rows.iterator(chunk_size=5_000):
+        epoch_minute = int(minute.timestamp() // 60)
+        key = epoch_minute - epoch_minute % bucket
+        entry = grouped[gpu].setdefault(key, [[], [], []])
+        for values, value in zip(entry, (mean, high, memory)):
+            if value is not None:
+                values.append(value)
+    gpus = []
+    names = {gpu.get("index"): gpu.get("name", "") for gpu in worker.gpus or []}
+    totals = {gpu.get("index"): gpu.get("memory_total_mb") for gpu in worker.gpus or []}
+    for gpu in sorted(grouped):
+        keys = sorted(grouped[gpu])
+        series = {"time": [], "utilization_mean": [], "utilization_max": [], "memory_used_mb_max": []}
+        for key in keys:
+            means, highs, memories = grouped[gpu][key]
+            series["time"].append(datetime.fromtimestamp(key * 60, tz=dt_timezone.utc).isoformat())
+            series["utilization_mean"].append(round(sum(means) / len(means), 2) if means else None)
+            series["utilization_max"].append(max(highs) if highs else None)
+            series["memory_used_mb_max"].append(max(memories) if memories else None)
+        gpus.append({"index": gpu, "name": names.get(gpu, ""), "memory_total_mb": totals.get(gpu), **series})
+    return {"worker": worker.pk, "hours": hours, "minutes_per_point": bucket, "gpus": gpus}
+
+
+def worker_jobs(*, worker: Worker, limit: int = 50) -> list[dict]:
+    """The worker's jobs, newest first: what ran here, for how long, on which GPUs, and how it ended."""
+    jobs = []
+    for run in (Run.objects.filter(worker=worker).order_by("-started_at", "-id")
+                .values("id", "name", "status", "kind", "started_at", "finished_at", "resources", "error")[:limit]):
+        run["label"] = run["name"] or f"run {run['id']}"
+        run["gpus"] = (run["resources"] or {}).get("cuda_visible_devices", "")
+        run["seconds"] = ((run["finished_at"] - run["started_at"]).total_seconds()
+                          if run["started_at"] and run["finished_at"] else None)
+        jobs.append(run)
+    return jobs

@@ -57,23 +57,24 @@ def worker_samples_key(worker_id: int, gpu_count: int) -> str:
     return f"trainyard:worker:{worker_id}:samples:{gpu_count}"
 
 
-def worker_sample_record(*, worker: Worker, gpus: list[dict]) -> None:
+def worker_sample_record(*, worker: Worker, gpus: list[dict], now: float | None = None) -> None:
     """Keep the worker's recent GPU utilisation and memory (the fleet page's sparklines) in Redis: a cache of
     the last minutes, not history SQL must keep. A ring of SAMPLES_KEPT fixed-size records in one string
     (packed float64s: time, then each GPU's utilisation and memory used, NaN where unknown) plus a counter,
     so the page reads a whole fleet's samples as one string per worker. A broker hiccup loses a sample,
-    never the heartbeat."""
+    never the heartbeat. The first sample of a new minute writes the minutes before it to SQL (the history)."""
     import struct
 
     from trainer_app.streams import redis_client
 
-    values = [timezone.now().timestamp()]
+    values = [timezone.now().timestamp() if now is None else now]
     for gpu in gpus or []:
         for key in ("utilization", "memory_used_mb"):
             value = gpu.get(key)
             values.append(float(value) if isinstance(value, (int, float)) else float("nan"))
     record = struct.pack(f"<{len(values)}d", *values)
     key = worker_samples_key(worker.pk, len(gpus or []))
+    minute = int(values[0] // 60)
     try:
         client = redis_client()
         slot = (client.incr(f"{key}:count") - 1) % SAMPLES_KEPT
@@ -81,9 +82,67 @@ def worker_sample_record(*, worker: Worker, gpus: list[dict]) -> None:
         pipe.setrange(key, slot * len(record), record)
         pipe.expire(key, 24 * 3600)
         pipe.expire(f"{key}:count", 24 * 3600)
-        pipe.execute()
+        pipe.getset(f"{key}:minute", minute)  # the minute of the previous sample
+        pipe.expire(f"{key}:minute", 24 * 3600)
+        previous = pipe.execute()[3]
+        if gpus and previous is not None and int(previous) < minute:
+            ring, count = client.mget(key, f"{key}:count")
+            worker_minutes_record(worker=worker, rows=ring_rows(ring, count, 1 + 2 * len(gpus)),
+                                  before=minute * 60)
     except Exception:  # noqa: BLE001 - the sample is a cache; the heartbeat itself went to SQL
         pass
+
+
+def ring_rows(ring: bytes | None, count, width: int):
+    """A worker's ring of samples as a (samples × width) float64 array, oldest first (None if empty)."""
+    import numpy as np
+
+    if not ring or not count:
+        return None
+    rows = np.frombuffer(ring[:len(ring) - len(ring) % (8 * width)], dtype="<f8").reshape(-1, width)
+    written = int(count)
+    if written > SAMPLES_KEPT:  # the ring wrapped: the oldest record is the next one to be overwritten
+        start = written % SAMPLES_KEPT
+        rows = np.concatenate([rows[start:], rows[:start]])
+    return rows[:min(written, SAMPLES_KEPT)]
+
+
+def worker_minutes_record(*, worker: Worker, rows, before: float) -> int:
+    """Write the per-minute history of the worker's GPUs for the closed minutes in ``rows`` (samples ×
+    (time, then utilisation and memory per GPU)) that end at or before ``before`` (epoch seconds) and are not
+    in SQL yet. Idempotent: a minute already written stays as it is. Returns how many rows it wrote."""
+    from datetime import datetime, timezone as dt_timezone
+
+    import numpy as np
+
+    from trainer_app.models import WorkerGpuMinute
+
+    if rows is None or not len(rows):
+        return 0
+    rows = rows[rows[:, 0] < before]
+    minutes = np.floor(rows[:, 0] / 60).astype(np.int64)
+    objects = []
+    for minute in np.unique(minutes):
+        block = rows[minutes == minute]
+        start = datetime.fromtimestamp(int(minute) * 60, tz=dt_timezone.utc)
+        for gpu in range((rows.shape[1] - 1) // 2):
+            utilisation, memory = block[:, 1 + 2 * gpu], block[:, 2 + 2 * gpu]
+            known, known_memory = utilisation[~np.isnan(utilisation)], memory[~np.isnan(memory)]
+            objects.append(WorkerGpuMinute(
+                worker=worker, gpu_index=gpu, minute=start, samples=len(block),
+                utilization_mean=float(known.mean()) if len(known) else None,
+                utilization_max=float(known.max()) if len(known) else None,
+                memory_used_mb_max=float(known_memory.max()) if len(known_memory) else None))
+    WorkerGpuMinute.objects.bulk_create(objects, ignore_conflicts=True)
+    return len(objects)
+
+
+def worker_history_prune() -> int:
+    """Drop GPU history older than FLEET_HISTORY_DAYS; returns how many rows went."""
+    from trainer_app.models import WorkerGpuMinute
+
+    cutoff = timezone.now() - timedelta(days=settings.FLEET_HISTORY_DAYS)
+    return WorkerGpuMinute.objects.filter(minute__lt=cutoff).delete()[0]
 
 
 def worker_mark_offline(*, name: str) -> int:
@@ -92,8 +151,10 @@ def worker_mark_offline(*, name: str) -> int:
 
 
 def workers_mark_offline_stale() -> int:
-    """Mark offline every worker that missed its heartbeats; returns how many changed."""
+    """Mark offline every worker that missed its heartbeats (and drop GPU history past its retention);
+    returns how many workers changed."""
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_OFFLINE_AFTER_SECONDS)
+    worker_history_prune()
     return (
         Worker.objects.exclude(status=WorkerStatus.OFFLINE)
         .filter(last_heartbeat__lt=cutoff)
