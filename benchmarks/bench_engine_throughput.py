@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -1,5 +1,4 @@
 """Checkpoints: atomic, pruned to the last k plus the best, checked on load; foreign weights: safetensors only."""
-import io
 import os
 import pickle
 
