@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make up        install, migrate, seed and start the whole stack (Ctrl-C stops it)"
-	@echo "make test      install the test tools and run the whole suite (PostgreSQL; beside it the browser tests, then the SQLite subset)"
+	@echo "make test      install the test tools and run the whole suite (PostgreSQL; beside it the browser tests, the slowest training tests, then the SQLite subset)"
 	@echo "make test-fast unit tests only, no services"
 
 $(VENV)/bin/python:
@@ -49,20 +49,26 @@ up: install
 	$(PY) manage.py up
 
 # Two pytest sessions side by side: the browser tests (each drives its own `manage.py up` stack, with its
-# own Redis) then the SQLite subset, beside the rest on PostgreSQL. On 2 cores one mostly waits (a browser,
-# a torchrun start) while the other works. Each has its own Redis db: the reconciler's tests flush theirs.
+# own Redis), then the slowest training-heavy integration files (on a test database of their own), then the
+# SQLite subset, beside the rest on PostgreSQL. On 2 cores one mostly waits (a browser, a torch import) while
+# the other works. Each has its own Redis db: the reconciler's tests flush theirs.
 TEST_SIDE_REDIS_URL ?= redis://127.0.0.1:6379/8
 TEST_SQLITE_URL := sqlite:///$(CURDIR)/var/test-sqlite/trainyard.sqlite3
+SIDE_INTEGRATION := tests/integration/test_sweeps.py tests/integration/test_lr_finder.py \
+	tests/integration/test_run_health.py
 
 test: $(STAMP_DEV) $(STAMP_NPM) $(STAMP_CHROMIUM)
 	@mkdir -p test-output
 	@echo "browser tests, then the SQLite subset, run beside the PostgreSQL suite; their log: test-output/side.log"
 	@( DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_SIDE_REDIS_URL) $(PY) -m pytest tests/e2e $(PYTEST_ARGS); \
-	   browser=$$?; DATABASE_URL=$(TEST_SQLITE_URL) REDIS_URL=$(TEST_SIDE_REDIS_URL) \
+	   browser=$$?; DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_SIDE_REDIS_URL) \
+	   TRAINYARD_TEST_DB_NAME=test_trainyard_side $(PY) -m pytest $(SIDE_INTEGRATION) $(PYTEST_ARGS); \
+	   integration=$$?; DATABASE_URL=$(TEST_SQLITE_URL) REDIS_URL=$(TEST_SIDE_REDIS_URL) \
 	   $(PY) -m pytest -m sqlite_ok -q $(PYTEST_ARGS); sqlite=$$?; \
-	   for code in $$browser $$sqlite; do test $$code -eq 0 -o $$code -eq 5 || exit 1; done ) \
+	   for code in $$browser $$integration $$sqlite; do test $$code -eq 0 -o $$code -eq 5 || exit 1; done ) \
 	  > test-output/side.log 2>&1 & side=$$!; \
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest --ignore=tests/e2e $(PYTEST_ARGS); \
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest --ignore=tests/e2e \
+	  $(addprefix --ignore=,$(SIDE_INTEGRATION)) $(PYTEST_ARGS); \
 	main=$$?; wait $$side; side_status=$$?; \
 	echo; echo "=== browser tests and the SQLite subset (test-output/side.log) ==="; cat test-output/side.log; \
 	test $$main -eq 0 -a $$side_status -eq 0
