@@ -107,8 +107,12 @@ def test_the_form_offers_the_projects_ready_datasets_designs_and_choices(lab):
 
 
 def test_the_sweep_page_shows_its_settings_and_warnings(lab):
-    sweep = make_sweep(lab, search_space={"lr": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
-                                          "optimizer": {"type": "categorical", "choices": ["adam"]}})
+    from trainer_app.models import Queue
+
+    Queue.objects.get_or_create(name="unserved")  # no worker consumes it, whatever else this session runs
+    sweep = make_sweep(lab, queue_name="unserved",
+                       search_space={"lr": {"type": "float", "low": 1e-4, "high": 0.05, "log": True},
+                                     "optimizer": {"type": "categorical", "choices": ["adam"]}})
     response = lab["client"].get(f"/sweeps/{sweep.pk}/?created=1")
     assert response.status_code == 200
     text = page_text(response)
