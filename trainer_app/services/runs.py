@@ -18,6 +18,7 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunStatus, Worker
+from trainer_app.models.runs import queue_order_now
 
 logger = logging.getLogger(__name__)
 MAX_DELIVERIES = 3
@@ -123,6 +124,12 @@ def run_finish(*, run_id: int, owner: str, status: str, error: str = "", exit_co
                "lease_owner": "", "cancel_requested": False}
     if log_tail is not None:
         changes["log_tail"] = log_tail
+    if status == RunStatus.CANCELLED:  # preempted or requeued by an admin: back to the queue, not cancelled
+        from trainer_app.services.steering import run_requeue_after_stop
+
+        if run_requeue_after_stop(run_id=run_id, owner=owner):
+            return True
+    changes["requeue_requested"] = False
     return Run.objects.filter(id=run_id, lease_owner=owner, status__in=ACTIVE_STATUSES).update(**changes) == 1
 
 
@@ -132,7 +139,8 @@ def run_cancel(*, run: Run) -> Run:
             status=RunStatus.CANCELLED, finished_at=timezone.now()) == 1:
         pass
     elif run.status in ACTIVE_STATUSES or run.status == RunStatus.LOST:
-        Run.objects.filter(id=run.pk, status__in=(*ACTIVE_STATUSES, RunStatus.LOST)).update(cancel_requested=True)
+        Run.objects.filter(id=run.pk, status__in=(*ACTIVE_STATUSES, RunStatus.LOST)).update(
+            cancel_requested=True, requeue_requested=False)  # a cancel wins over a pending requeue or preemption
         Run.objects.filter(id=run.pk, status=RunStatus.LOST).update(status=RunStatus.CANCELLED,
                                                                     finished_at=timezone.now())
     else:
@@ -146,7 +154,8 @@ def run_resume(*, run: Run) -> Run:
     resumable = (RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.LOST)
     with transaction.atomic():
         changed = Run.objects.filter(id=run.pk, status__in=resumable).update(
-            status=RunStatus.QUEUED, cancel_requested=False, error="", finished_at=None, deliveries=0)
+            status=RunStatus.QUEUED, cancel_requested=False, error="", finished_at=None, deliveries=0,
+            queue_order=queue_order_now())  # it waits behind the runs already waiting at its priority
         if changed != 1:
             raise ValidationError({"status": f"Only a cancelled, failed or lost run can be resumed; this one is "
                                              f"{run.status}."})
