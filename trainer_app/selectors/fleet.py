@@ -248,7 +248,7 @@ def fleet_overview() -> dict:
         if finished and slots and not queue.paused:
             wait = average * (queued + running) / slots
         queues.append({"queue": queue, "queued": queued, "running": running, "slots": slots, "wait_seconds": wait,
-                       "waiting": queue_waiting(queue=queue)[:WAITING_SHOWN] if queued else []})
+                       "waiting": list(queue_waiting(queue=queue)[:WAITING_SHOWN]) if queued else []})
     return {"rows": rows, "queues": queues, "online": sum(1 for worker in workers if worker.status == "online"),
             "gpus": sum(len(worker.gpus or []) for worker in workers),
             "busy_gpus": sum(1 for row in rows for gpu in row["gpus"] if gpu["run"])}

@@ -124,7 +124,7 @@ def run_finish(*, run_id: int, owner: str, status: str, error: str = "", exit_co
                "lease_owner": "", "cancel_requested": False}
     if log_tail is not None:
         changes["log_tail"] = log_tail
-    if status == RunStatus.CANCELLED:  # preempted or requeued by an admin: back to the queue, not cancelled
+    if status in (RunStatus.CANCELLED, RunStatus.FAILED):  # asked to stop and go back (preempted, requeued)?
         from trainer_app.services.steering import run_requeue_after_stop
 
         if run_requeue_after_stop(run_id=run_id, owner=owner):
