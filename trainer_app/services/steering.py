@@ -91,7 +91,7 @@ def run_claim_in_order(*, run_id: int, owner: str, worker_name: str | None = Non
         if not run_claim(run_id=candidate, owner=owner, worker_name=worker_name):
             continue
         if candidate != run_id:
-            logger.info("a delivery of run %s started run %s, ahead of it in its queue; run %s is sent again",
+            logger.debug("a delivery of run %s started run %s, ahead of it in its queue; run %s is sent again",
                         run_id, candidate, run_id)
             waiting = Run.objects.select_related("queue").filter(pk=run_id, status=RunStatus.QUEUED).first()
             if waiting is not None:
