@@ -48,7 +48,8 @@ def test_a_gpu_job_of_higher_priority_preempts_spot_jobs_which_wait_again_and_it
     for run_id in spot["running"]:
         stop_as_the_supervisor_does(run_id)
         victim = Run.objects.get(pk=run_id)
-        assert (victim.status, victim.preempted_by_id, victim.preemptions, victim.deliveries) == ("queued", big.pk, 1, 0)
+        assert (victim.status, victim.preempted_by_id, victim.preemptions, victim.deliveries) == (
+            "queued", big.pk, 1, 0)
     assert steering.run_claim_in_order(run_id=big.pk, owner="w:big", worker_name=worker) == big.pk
     assert Run.objects.get(pk=big.pk).resources["cuda_visible_devices"] == "0,1"
     # the spot runs wait; nothing of theirs preempts anything (nothing runs below them)
@@ -156,3 +157,21 @@ def test_a_preempted_training_checkpoints_waits_and_resumes_from_its_checkpoint(
     wait_until(lambda: Run.objects.get(id=low).status == RunStatus.CANCELLED, timeout_s=90, message="the cancel")
     steps = list(MetricPoint.objects.filter(run_id=low, name="train_loss").values_list("step", flat=True))
     assert steps and len(steps) == len(set(steps))
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_a_run_lost_while_it_stopped_for_a_preemption_is_back_in_its_queue_and_claimable(spot, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    big = spot["make"](queue=spot["urgent"], priority=1, resources={"nproc_per_node": 2, "gpus_per_node": 2})
+    victim = spot["running"][0]
+    assert victim in steering.runs_preempt_for(run_id=big.pk, worker_name=spot["worker"].name)
+    expired = timezone.now() - timedelta(seconds=settings.RUN_LEASE_SECONDS + 1)
+    Run.objects.filter(pk__in=spot["running"]).update(heartbeat_at=expired)
+    assert run_services.runs_reap()["requeued"] == 2  # their worker died before they checkpointed
+    lost = Run.objects.get(pk=victim)
+    assert (lost.status, lost.cancel_requested, lost.requeue_requested) == ("queued", False, False)
+    assert run_services.run_claim(run_id=victim, owner="w:again", worker_name=spot["worker"].name)

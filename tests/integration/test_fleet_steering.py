@@ -212,7 +212,7 @@ def test_a_real_worker_starts_waiting_runs_in_the_order_an_admin_set(api_client,
         return Run.objects.filter(pk__in=ids, status__in=("cancelled", "failed")).count() == 3
 
     wait_until(cancelled_once_started, timeout_s=240, interval_s=0.3, message="the three runs to start and stop")
-    started = list(Run.objects.filter(pk__in=[first, second, third]).order_by("started_at").values_list("id", flat=True))
+    started = list(Run.objects.filter(pk__in=ids).order_by("started_at").values_list("id", flat=True))
     assert started == [third, second, first]
 
 

@@ -233,8 +233,8 @@ def _steerable_run(request, run_id: int) -> Run:
 
 
 class RunMoveInput(serializers.Serializer):
-    direction = serializers.CharField(required=False, help_text="up, down, top or bottom: one place or to the end "
-                                                                "of its queue (taking the priority of the runs it joins)")
+    direction = serializers.CharField(required=False, help_text="up, down, top or bottom: one place or to the end of "
+                                                                "its queue (taking the priority of the runs it joins)")
     priority = serializers.IntegerField(required=False, help_text="0 (highest) .. 9 (lowest)")
     queue = serializers.CharField(required=False, help_text="another queue's name: it must take the run's resources "
                                                             "and its owner's role; the run takes its priority unless "

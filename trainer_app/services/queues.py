@@ -13,7 +13,8 @@ from trainer_app.models.runs import QueueResourceClass
 
 DEFAULT_QUEUES = {"cpu": ("CPU-only jobs", QueueResourceClass.CPU), "gpu": ("jobs that need GPUs", QueueResourceClass.GPU)}
 UNFINISHED = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
-UPDATABLE = ("description", "resource_class", "paused", "priority", "max_concurrent", "allowed_roles", "preemptible")
+UPDATABLE = ("description", "resource_class", "paused", "priority", "max_concurrent", "allowed_roles",
+             "preemptible")
 
 
 def _clean(fields: dict) -> dict:
@@ -56,8 +57,8 @@ def queue_create(*, name: str, description: str = "", priority: int = 5, resourc
 
 
 def queue_update(*, queue: Queue, **fields) -> Queue:
-    """Change any of description, resource_class, paused, priority, max_concurrent, allowed_roles, preemptible. The name
-    stays: workers consume a queue by its name."""
+    """Change any of description, resource_class, paused, priority, max_concurrent, allowed_roles, preemptible.
+    The name stays: workers consume a queue by its name."""
     if "name" in fields and fields["name"] != queue.name:
         raise ValidationError({"name": "A queue keeps its name (workers consume it by name): create a new queue "
                                        "and move the runs, then delete this one."})

@@ -177,13 +177,23 @@ def runs_reap() -> dict[str, int]:
             counts["failed"] += failed
             continue
         with transaction.atomic():
-            if Run.objects.filter(expired, id=run.pk).update(status=RunStatus.QUEUED, lease_owner="") != 1:
+            if Run.objects.filter(expired, id=run.pk).update(status=RunStatus.QUEUED, lease_owner="",
+                                                             **_reaped_requeue_done()) != 1:
                 continue  # its supervisor renewed the lease meanwhile
             logger.warning("run %s lost its worker (delivery %s); re-queued to resume from its checkpoint",
                            run.pk, run.deliveries)
             run_enqueue(run=run)
             counts["requeued"] += 1
     return counts
+
+
+def _reaped_requeue_done() -> dict:
+    """A run lost while it stopped to go back to its queue (preempted, requeued) is back there: it must not stay
+    cancel_requested, or no delivery would ever claim it."""
+    from django.db.models import Case, When
+
+    return {"cancel_requested": Case(When(requeue_requested=True, then=Value(False)), default=F("cancel_requested")),
+            "requeue_requested": False}
 
 
 # --- launching ------------------------------------------------------------------------------------

@@ -192,8 +192,8 @@ def run_move(*, run: Run, direction: str | None = None, priority: int | None = N
         if direction is not None:
             place = _place(locked, direction)
             if place is None and direction in ("up", "down"):
-                raise SteeringConflict({"direction": f"Run {run.pk} is already {'first' if direction == 'up' else 'last'} "
-                                                     f"in queue {locked.queue.name}."})
+                end = "first" if direction == "up" else "last"
+                raise SteeringConflict({"direction": f"Run {run.pk} is already {end} in queue {locked.queue.name}."})
             if place is not None:
                 changes["priority"], changes["queue_order"] = place
         if priority is not None:
