@@ -5,9 +5,9 @@ import { apiFetch } from "./csrf.js";
 const fleet = document.getElementById("fleet");
 const message = document.getElementById("fleet-message");
 
-async function act(url, done, body) {
-  const response = await apiFetch(url, body ? {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+async function act(url, done, payload) {
+  const response = await apiFetch(url, payload ? {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload),
   } : { method: "POST" });
   const body = await response.json().catch(() => ({}));
   message.hidden = false;
