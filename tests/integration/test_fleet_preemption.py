@@ -175,3 +175,17 @@ def test_a_run_lost_while_it_stopped_for_a_preemption_is_back_in_its_queue_and_c
     lost = Run.objects.get(pk=victim)
     assert (lost.status, lost.cancel_requested, lost.requeue_requested) == ("queued", False, False)
     assert run_services.run_claim(run_id=victim, owner="w:again", worker_name=spot["worker"].name)
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_admins_make_a_queue_preemptible_through_the_api(api_client, user_factory):
+    api_client.force_authenticate(user_factory("queue-admin", staff=True))
+    created = api_client.post("/api/queues/", {"name": "lend", "preemptible": True}, format="json")
+    assert created.status_code == 201 and created.json()["preemptible"] is True
+    queue_id = created.json()["id"]
+    changed = api_client.patch(f"/api/queues/{queue_id}/", {"preemptible": False}, format="json")
+    assert changed.status_code == 200 and changed.json()["preemptible"] is False
+    assert api_client.post("/api/queues/", {"name": "plain"}, format="json").json()["preemptible"] is False
+    api_client.force_authenticate(user_factory("analyst"))
+    assert api_client.patch(f"/api/queues/{queue_id}/", {"preemptible": True}, format="json").status_code == 403
