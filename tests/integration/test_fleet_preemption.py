@@ -189,3 +189,10 @@ def test_admins_make_a_queue_preemptible_through_the_api(api_client, user_factor
     assert api_client.post("/api/queues/", {"name": "plain"}, format="json").json()["preemptible"] is False
     api_client.force_authenticate(user_factory("analyst"))
     assert api_client.patch(f"/api/queues/{queue_id}/", {"preemptible": True}, format="json").status_code == 403
+
+
+def test_the_preemption_pass_runs_on_the_beat_on_the_control_queue():
+    from django.conf import settings
+
+    assert settings.CELERY_BEAT_SCHEDULE["runs-preempt"]["task"] == "trainer_app.tasks.runs_preempt"
+    assert settings.CELERY_TASK_ROUTES["trainer_app.tasks.runs_preempt"] == {"queue": "control"}
