@@ -23,7 +23,9 @@ def runs_reap() -> dict:
 
 @shared_task(bind=True, name="trainer_app.tasks.run_execute", ignore_result=True, acks_late=True)
 def run_execute(self, run_id: int) -> str:
-    """Supervise one run. A delivery of a run that is already claimed and alive does nothing."""
+    """Start and supervise the first waiting run of this run's queue that fits this worker: this run unless an
+    earlier one fits too (services/steering.py). A delivery of a run that is already claimed and alive, or was
+    moved to another queue, does nothing."""
     from trainer_app.runner import RunSupervisor
     from trainer_app.services.steering import run_claim_in_order, run_delivered_elsewhere, runs_preempt_for
 

@@ -32,6 +32,9 @@ class RunKind(models.TextChoices):
     LR_FINDER = "lr_finder", "Learning-rate finder"
 
 
+QUEUE_ORDER = ("priority", "queue_order", "id")  # the order in which a queue's waiting runs start
+
+
 def queue_order_now() -> int:
     """A new run's place among the runs of its priority in its queue: its launch time in microseconds, so that
     queued runs start by priority, then age, until an admin moves one (trainer_app/services/steering.py)."""

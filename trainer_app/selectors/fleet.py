@@ -8,6 +8,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunStatus, Worker, WorkerStatus
+from trainer_app.models.runs import QUEUE_ORDER
 
 
 def worker_list() -> QuerySet[Worker]:
@@ -88,9 +89,9 @@ def recent_run_seconds(queue: Queue) -> tuple[int, float | None]:
 
 def run_queue_place(*, run: Run) -> dict | None:
     """For a queued run: its position in its queue (runs ahead of it by priority, then age or where an admin
-    moved it: services/steering.py) and an estimated
-    start, the queue's average recent run duration × (runs ahead + runs it runs now) / its slots; None as
-    the estimate, with the reason, when there is no history, no worker or the queue is paused."""
+    moved it: services/steering.py) and an estimated start, the queue's average recent run duration × (runs
+    ahead + runs it runs now) / its slots; None as the estimate, with the reason, when there is no history, no
+    worker or the queue is paused."""
     if run.status != RunStatus.QUEUED:
         return None
     queue = run.queue
@@ -121,8 +122,6 @@ WAITING_SHOWN = 10  # the fleet page lists this many waiting runs per queue, in 
 
 def queue_waiting(*, queue: Queue) -> QuerySet[Run]:
     """The queue's waiting runs in the order they start: priority, then age or where an admin moved them."""
-    from trainer_app.services.steering import QUEUE_ORDER
-
     return (Run.objects.filter(queue_id=queue.pk, status=RunStatus.QUEUED, cancel_requested=False)
             .select_related("project").order_by(*QUEUE_ORDER))
 

@@ -22,10 +22,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, Queue, Run, RunStatus, Worker
+from trainer_app.models.runs import QUEUE_ORDER
 
 logger = logging.getLogger(__name__)
 
-QUEUE_ORDER = ("priority", "queue_order", "id")
 DIRECTIONS = ("up", "down", "top", "bottom")
 CANDIDATES = 20  # waiting runs ahead of a delivery's run that are looked at for one that fits this worker
 CLAIM_TRIES = 3  # of which at most this many are tried before the delivery's own run
