@@ -1,8 +1,10 @@
 """Issue 8: a placement decision p95 <= 50 ms with 100 simulated workers of 8 GPUs and 10,000 queued jobs.
 
-A placement decision is what a worker does when a delivery reaches it (trainer_app/services/runs.run_claim):
-take the run if it is still queued, its queue is under its max_concurrent, and this worker has enough GPUs
-that no active run holds; lock the worker's row, pick the GPUs, claim the run with its CUDA_VISIBLE_DEVICES.
+A placement decision is what a worker does when a delivery reaches it (trainer_app/services/steering.
+run_claim_in_order, then runs_preempt_for when nothing could start): find the first waiting run of the queue, up
+to the delivered one, that fits this worker's free GPUs (priority, then queue order); claim it with
+services/runs.run_claim (still queued? queue under its max_concurrent? lock the worker's row, pick the GPUs,
+claim with its CUDA_VISIBLE_DEVICES); if nothing started, see whether a preemption would make room.
 Here: 100 worker rows as GPU nodes' heartbeats write them (8 GPUs each), 10,000 queued runs asking for 1, 2,
 4 or 8 GPUs, and runs already holding half the fleet's GPUs; then 300 deliveries to random workers, timed one
 by one (claimed or refused: both are decisions). Then the fleet page for those 100 workers, each with 15
@@ -31,7 +33,7 @@ def child(backend: str) -> None:
     from django.utils import timezone
 
     from trainer_app.models import Run, RunStatus, Worker, WorkerStatus
-    from trainer_app.services.runs import run_claim
+    from trainer_app.services.steering import run_claim_in_order, runs_preempt_for
 
     fixtures = harness.bench_fixtures("placement")
     generator = random.Random(7)
@@ -63,7 +65,10 @@ def child(backend: str) -> None:
     for attempt in range(DECISIONS):
         run, worker = generator.choice(queued), generator.choice(workers)
         started = time.perf_counter()
-        claimed += run_claim(run_id=run.pk, owner=f"bench:{attempt}", worker_name=worker.name)
+        started_run = run_claim_in_order(run_id=run.pk, owner=f"bench:{attempt}", worker_name=worker.name)
+        if started_run is None:
+            runs_preempt_for(run_id=run.pk, worker_name=worker.name)
+        claimed += started_run is not None
         timings.append((time.perf_counter() - started) * 1000)
     print(f"[{backend}] {WORKERS} workers x {GPUS} GPUs, {QUEUED:,} queued, {len(running)} running: "
           f"{DECISIONS} decisions ({claimed} claimed, {DECISIONS - claimed} refused) "

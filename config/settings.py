@@ -113,13 +113,16 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # training worker's slots never starve a sweep's controller.
 CELERY_TASK_ROUTES = {"trainer_app.tasks.sweep_step": {"queue": "control"},
                       "trainer_app.tasks.sweeps_tick": {"queue": "control"},
-                      "trainer_app.tasks.runs_reconcile": {"queue": "control"}}
+                      "trainer_app.tasks.runs_reconcile": {"queue": "control"},
+                      "trainer_app.tasks.runs_preempt": {"queue": "control"}}
 CELERY_BEAT_SCHEDULE = {
     "sweeps-tick": {"task": "trainer_app.tasks.sweeps_tick", "schedule": 3.0},
     "fleet-mark-offline": {"task": "trainer_app.tasks.fleet_mark_offline", "schedule": 10.0},
     "runs-reap": {"task": "trainer_app.tasks.runs_reap", "schedule": 10.0},
     # queued runs whose task message the broker lost are sent again (trainer_app/services/reconcile.py)
     "runs-reconcile": {"task": "trainer_app.tasks.runs_reconcile", "schedule": 15.0, "options": {"expires": 60}},
+    # a waiting run of higher priority makes room on preemptible queues (trainer_app/services/steering.py)
+    "runs-preempt": {"task": "trainer_app.tasks.runs_preempt", "schedule": 5.0, "options": {"expires": 30}},
     # the knowledge graph catches up with SQL every second (lag p95 0.97 s at 10 runs/s, docs/knowledge-graph.md)
     "kg-sync": {"task": "kg_app.tasks.kg_sync", "schedule": 1.0, "options": {"queue": "default", "expires": 30}},
 }

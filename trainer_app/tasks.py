@@ -23,24 +23,32 @@ def runs_reap() -> dict:
 
 @shared_task(bind=True, name="trainer_app.tasks.run_execute", ignore_result=True, acks_late=True)
 def run_execute(self, run_id: int) -> str:
-    """Supervise one run. A delivery of a run that is already claimed and alive does nothing."""
+    """Start and supervise the first waiting run of this run's queue that fits this worker: this run unless an
+    earlier one fits too (services/steering.py). A delivery of a run that is already claimed and alive, or was
+    moved to another queue, does nothing."""
     from trainer_app.runner import RunSupervisor
-    from trainer_app.services.runs import run_claim
+    from trainer_app.services.steering import run_claim_in_order, run_delivered_elsewhere, runs_preempt_for
 
     from trainer_app.models import Run
 
+    if run_delivered_elsewhere(run_id=run_id, queue_name=(self.request.delivery_info or {}).get("routing_key")):
+        return "moved"  # an admin moved the run to another queue, which got a message of its own
     if Run.objects.filter(id=run_id, queue__paused=True, status="queued").exists():
         # A paused queue accepts runs but starts none: come back later, without holding this worker.
         raise self.retry(countdown=PAUSED_QUEUE_RETRY_SECONDS, max_retries=None)
     worker_name = self.request.hostname
     owner = f"{worker_name}:{self.request.id}"
-    if not run_claim(run_id=run_id, owner=owner, worker_name=worker_name):
+    # The first waiting run of the queue that fits here starts, which may be another than run_id (steering.py).
+    claimed = run_claim_in_order(run_id=run_id, owner=owner, worker_name=worker_name)
+    if claimed is None:
         if Run.objects.filter(id=run_id, status="queued", cancel_requested=False).exists():
             # Still queued, so its queue is at max_concurrent or this worker has too few free GPUs: like a
-            # paused queue, come back later (to this worker or another).
+            # paused queue, come back later (to this worker or another), once lower-priority runs of
+            # preemptible queues in the way were asked to make room.
+            runs_preempt_for(run_id=run_id, worker_name=worker_name)
             raise self.retry(countdown=FULL_QUEUE_RETRY_SECONDS, max_retries=None)
         return "not-claimed"
-    return RunSupervisor(run_id, owner).execute()
+    return RunSupervisor(claimed, owner).execute()
 
 
 @shared_task(name="trainer_app.tasks.dataset_process", ignore_result=True, acks_late=True)
@@ -74,3 +82,12 @@ def runs_reconcile() -> dict:
     from trainer_app.services.reconcile import runs_reconcile as reconcile
 
     return reconcile()
+
+
+@shared_task(name="trainer_app.tasks.runs_preempt", ignore_result=True)
+def runs_preempt() -> dict:
+    """Periodic (beat, `control` queue): a waiting run of higher priority kept out by lower-priority runs of a
+    preemptible queue has them checkpoint and go back to their queue (services/steering.py)."""
+    from trainer_app.services.steering import runs_preempt as preempt
+
+    return preempt()

@@ -199,4 +199,18 @@ def run_detail(request, run_id: int):
         "can_cancel": run.status in CANCELLABLE, "can_resume": run.status in RESUMABLE,
         "queue_place": run_queue_place(run=run),
         "findings": [finding_payload(finding) for finding in run_finding_list(run=run)],
+        **_steering_context(request, run),
     })
+
+
+def _steering_context(request, run: Run) -> dict:
+    """What a site admin may do to steer this run from its page (the API checks again)."""
+    if not selectors.user_is_site_admin(request.user):
+        return {"can_steer": False}
+    from trainer_app.models import Queue
+
+    queues = list(Queue.objects.exclude(pk=run.queue_id).values_list("name", flat=True)) \
+        if run.status == RunStatus.QUEUED else []
+    return {"can_steer": True, "steer_queues": queues,
+            "can_requeue": run.status in (RunStatus.STARTING, RunStatus.RUNNING, *RESUMABLE)
+            and not run.cancel_requested}

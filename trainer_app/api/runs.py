@@ -1,4 +1,4 @@
-"""Runs API: launch, list, detail, cancel, resume, metrics, checkpoints."""
+"""Runs API: launch, list, detail, cancel, resume, move and requeue (admins), metrics, checkpoints."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +23,7 @@ from trainer_app.selectors.metrics import metric_names, metric_series
 from trainer_app.selectors.run_filters import RunFilterError, filter_runs, order_runs
 from trainer_app.selectors.run_health import finding_payload, run_finding_list
 from trainer_app.services import runs as run_services
+from trainer_app.services import steering
 from trainer_app.specs import checkpoint_weights
 
 MAX_POINTS = 20_000
@@ -38,6 +39,8 @@ class RunOutput(serializers.ModelSerializer):
     fine_tuned_from = serializers.IntegerField(source="fine_tuned_from_id", allow_null=True)
     init_weights = serializers.IntegerField(source="init_weights_id", allow_null=True)
     worker = serializers.CharField(source="worker.name", allow_null=True, default=None)
+    preempted_by = serializers.IntegerField(source="preempted_by_id", allow_null=True, read_only=True,
+                                            help_text="the run of higher priority that last preempted this one")
 
     class Meta:
         model = Run
@@ -45,7 +48,7 @@ class RunOutput(serializers.ModelSerializer):
                   "resources", "queue", "priority", "fine_tuned_from", "init_weights", "init", "step", "total_steps", "epoch",
                   "deliveries", "worker", "exit_code", "log_tail", "tags", "notes", "starred", "archived",
                   "cancel_requested", "created_at", "started_at", "finished_at", "sweep", "trial_number",
-                  "model_spec"]
+                  "model_spec", "requeue_requested", "preempted_by", "preempted_at", "preemptions"]
 
 
 class RunInput(serializers.Serializer):
@@ -215,6 +218,57 @@ class RunResumeView(APIView):
     def post(self, request, run_id: int):
         try:
             run = run_services.run_resume(run=_run(request, run_id))
+        except DjangoValidationError as error:
+            return conflict(error)
+        return Response(RunOutput(run).data)
+
+
+def _steerable_run(request, run_id: int) -> Run:
+    """A run a site admin steers (any run: a queue's order is the fleet's, not one project's). A member who is not
+    a site admin gets a 403; a run of a project the user cannot see, a 404."""
+    if selectors.user_is_site_admin(request.user):
+        return get_object_or_404(Run.objects.select_related("queue", "project", "created_by"), id=run_id)
+    _run(request, run_id)
+    raise PermissionDenied("Only admins steer the queues: ask a site admin to move or requeue this run.")
+
+
+class RunMoveInput(serializers.Serializer):
+    direction = serializers.CharField(required=False, help_text="up, down, top or bottom: one place or to the end of "
+                                                                "its queue (taking the priority of the runs it joins)")
+    priority = serializers.IntegerField(required=False, help_text="0 (highest) .. 9 (lowest)")
+    queue = serializers.CharField(required=False, help_text="another queue's name: it must take the run's resources "
+                                                            "and its owner's role; the run takes its priority unless "
+                                                            "one is given")
+
+
+class RunMoveView(APIView):
+    """Admins move a waiting run up or down in its queue, to its top or bottom, to another priority or to another
+    queue. Answers the run with its new queue_position; 409 when it is not waiting (or already first/last)."""
+
+    @extend_schema(request=RunMoveInput, responses={200: RunDetailOutput, 400: OpenApiTypes.OBJECT,
+                                                    403: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT})
+    def post(self, request, run_id: int):
+        run = _steerable_run(request, run_id)
+        data = RunMoveInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            run = steering.run_move(run=run, direction=values.get("direction"), priority=values.get("priority"),
+                                    queue_name=values.get("queue"))
+        except steering.SteeringConflict as error:
+            return conflict(error)
+        return Response(RunDetailOutput(run, context={"queue_place": run_queue_place(run=run)}).data)
+
+
+class RunRequeueView(APIView):
+    """Admins put a run back in its queue: a running one checkpoints and stops first (it then waits at its place
+    and resumes from that checkpoint); a cancelled, failed or lost one waits behind the runs already waiting at
+    its priority and resumes from its last checkpoint. 409 for a waiting or finished run."""
+
+    @extend_schema(request=None, responses={200: RunOutput, 403: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT})
+    def post(self, request, run_id: int):
+        try:
+            run = steering.run_requeue(run=_steerable_run(request, run_id))
         except DjangoValidationError as error:
             return conflict(error)
         return Response(RunOutput(run).data)

@@ -51,7 +51,7 @@ class QueueOutput(serializers.ModelSerializer):
     class Meta:
         model = Queue
         fields = ["id", "name", "description", "resource_class", "paused", "priority", "max_concurrent",
-                  "allowed_roles", "queued", "active"]
+                  "allowed_roles", "preemptible", "queued", "active"]
 
 
 class QueueInput(serializers.Serializer):
@@ -65,6 +65,9 @@ class QueueInput(serializers.Serializer):
                                           help_text="project roles that may use it (analyst, lead, admin); "
                                                     "empty = everyone")
     paused = serializers.BooleanField(required=False, default=False)
+    preemptible = serializers.BooleanField(required=False, default=False,
+                                           help_text="a waiting run of higher priority may stop (checkpoint and "
+                                                     "requeue) this queue's runs to start")
 
 
 class QueueUpdateInput(serializers.Serializer):
@@ -75,3 +78,4 @@ class QueueUpdateInput(serializers.Serializer):
     max_concurrent = serializers.IntegerField(required=False, allow_null=True)
     allowed_roles = serializers.ListField(child=serializers.CharField(), required=False)
     paused = serializers.BooleanField(required=False)
+    preemptible = serializers.BooleanField(required=False)

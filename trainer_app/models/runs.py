@@ -1,6 +1,8 @@
 """Runs: one training job each, its lifecycle, lease, metrics and checkpoints."""
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import models
 
@@ -30,6 +32,15 @@ class RunKind(models.TextChoices):
     LR_FINDER = "lr_finder", "Learning-rate finder"
 
 
+QUEUE_ORDER = ("priority", "queue_order", "id")  # the order in which a queue's waiting runs start
+
+
+def queue_order_now() -> int:
+    """A new run's place among the runs of its priority in its queue: its launch time in microseconds, so that
+    queued runs start by priority, then age, until an admin moves one (trainer_app/services/steering.py)."""
+    return time.time_ns() // 1000
+
+
 class QueueResourceClass(models.TextChoices):
     CPU = "cpu", "CPU"
     GPU = "gpu", "GPU"
@@ -57,6 +68,9 @@ class Queue(models.Model):
     allowed_roles = models.JSONField(default=list, blank=True,
                                      help_text="project roles that may launch on it (analyst, lead, admin); "
                                                "empty = everyone")
+    preemptible = models.BooleanField(default=False,
+                                      help_text="a run of higher priority that cannot start may stop a run of this "
+                                                "queue: it checkpoints, goes back to the queue and resumes later")
     created_at = models.DateTimeField(auto_now_add=True)
     deleted_at = models.DateTimeField(null=True, blank=True,
                                       help_text="set when an admin deleted a queue that finished runs still name")
@@ -87,6 +101,10 @@ class Run(models.Model):
     resources = models.JSONField(default=dict, help_text="nproc_per_node, gpus_per_node, nnodes")
     queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="runs")
     priority = models.PositiveSmallIntegerField(default=5)
+    queue_order = models.BigIntegerField(default=queue_order_now,
+                                         help_text="place among the queued runs of the same priority in its queue "
+                                                   "(lower starts first): the launch time, changed when an admin "
+                                                   "moves the run")
     fine_tuned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="fine_tuned_runs")
     init = models.JSONField(default=dict, blank=True, help_text="weights to start from and layers to freeze")
@@ -101,6 +119,14 @@ class Run(models.Model):
 
     # lifecycle and lease
     cancel_requested = models.BooleanField(default=False)
+    requeue_requested = models.BooleanField(default=False,
+                                            help_text="with cancel_requested: once the run has checkpointed and "
+                                                      "stopped, it goes back to its queue (preempted or requeued by "
+                                                      "an admin) instead of ending cancelled")
+    preempted_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                     help_text="the run of higher priority that last preempted this one")
+    preempted_at = models.DateTimeField(null=True, blank=True)
+    preemptions = models.PositiveIntegerField(default=0, help_text="how many times it was preempted")
     lease_owner = models.CharField(max_length=255, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
     deliveries = models.PositiveIntegerField(default=0)
@@ -132,7 +158,10 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["project", "status"])]
+        indexes = [models.Index(fields=["project", "status"]),
+                   # the order in which a queue's waiting runs start (services/steering.py)
+                   models.Index(fields=["queue", "priority", "queue_order", "id"], name="run_queued_order",
+                                condition=models.Q(status="queued"))]
         constraints = [models.UniqueConstraint(fields=["sweep", "trial_number"], name="one_run_per_trial")]
 
     def __str__(self) -> str:

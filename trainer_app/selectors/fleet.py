@@ -9,6 +9,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunStatus, Worker, WorkerStatus
+from trainer_app.models.runs import QUEUE_ORDER
 
 
 def worker_list() -> QuerySet[Worker]:
@@ -88,16 +89,17 @@ def recent_run_seconds(queue: Queue) -> tuple[int, float | None]:
 
 
 def run_queue_place(*, run: Run) -> dict | None:
-    """For a queued run: its position in its queue (runs ahead of it by priority, then age) and an estimated
-    start, the queue's average recent run duration × (runs ahead + runs it runs now) / its slots; None as
-    the estimate, with the reason, when there is no history, no worker or the queue is paused."""
+    """For a queued run: its position in its queue (runs ahead of it by priority, then age or where an admin
+    moved it: services/steering.py) and an estimated start, the queue's average recent run duration × (runs
+    ahead + runs it runs now) / its slots; None as the estimate, with the reason, when there is no history, no
+    worker or the queue is paused."""
     if run.status != RunStatus.QUEUED:
         return None
     queue = run.queue
     same_queue = Run.objects.filter(queue_id=queue.pk)
-    earlier = (Q(priority__lt=run.priority) | Q(priority=run.priority, created_at__lt=run.created_at)
-               | Q(priority=run.priority, created_at=run.created_at, id__lt=run.pk))
-    ahead = same_queue.filter(earlier, status=RunStatus.QUEUED).count()
+    earlier = (Q(priority__lt=run.priority) | Q(priority=run.priority, queue_order__lt=run.queue_order)
+               | Q(priority=run.priority, queue_order=run.queue_order, id__lt=run.pk))
+    ahead = same_queue.filter(earlier, status=RunStatus.QUEUED, cancel_requested=False).count()
     place = {"position": ahead + 1, "ahead": ahead, "estimated_start": None, "wait_seconds": None, "estimate": ""}
     finished, average = recent_run_seconds(queue)
     slots = queue_slots(queue)
@@ -114,6 +116,15 @@ def run_queue_place(*, run: Run) -> dict | None:
         place["estimate"] = (f"from the last {finished} run(s) on this queue ({average:.0f} s each on average) "
                              f"and {slots} worker slot(s)")
     return place
+
+
+WAITING_SHOWN = 10  # the fleet page lists this many waiting runs per queue, in the order they start
+
+
+def queue_waiting(*, queue: Queue) -> QuerySet[Run]:
+    """The queue's waiting runs in the order they start: priority, then age or where an admin moved them."""
+    return (Run.objects.filter(queue_id=queue.pk, status=RunStatus.QUEUED, cancel_requested=False)
+            .select_related("project").order_by(*QUEUE_ORDER))
 
 
 # --- the fleet page ---------------------------------------------------------------------------------------
@@ -228,7 +239,8 @@ def fleet_overview() -> dict:
         wait = None
         if finished and slots and not queue.paused:
             wait = average * (queued + running) / slots
-        queues.append({"queue": queue, "queued": queued, "running": running, "slots": slots, "wait_seconds": wait})
+        queues.append({"queue": queue, "queued": queued, "running": running, "slots": slots, "wait_seconds": wait,
+                       "waiting": list(queue_waiting(queue=queue)[:WAITING_SHOWN]) if queued else []})
     return {"rows": rows, "queues": queues, "online": sum(1 for worker in workers if worker.status == "online"),
             "gpus": sum(len(worker.gpus or []) for worker in workers),
             "busy_gpus": sum(1 for row in rows for gpu in row["gpus"] if gpu["run"])}

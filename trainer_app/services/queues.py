@@ -13,7 +13,8 @@ from trainer_app.models.runs import QueueResourceClass
 
 DEFAULT_QUEUES = {"cpu": ("CPU-only jobs", QueueResourceClass.CPU), "gpu": ("jobs that need GPUs", QueueResourceClass.GPU)}
 UNFINISHED = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING)
-UPDATABLE = ("description", "resource_class", "paused", "priority", "max_concurrent", "allowed_roles")
+UPDATABLE = ("description", "resource_class", "paused", "priority", "max_concurrent", "allowed_roles",
+             "preemptible")
 
 
 def _clean(fields: dict) -> dict:
@@ -38,13 +39,14 @@ def _clean(fields: dict) -> dict:
 
 def queue_create(*, name: str, description: str = "", priority: int = 5, resource_class: str = "cpu",
                  max_concurrent: int | None = None, allowed_roles: list[str] | None = None,
-                 paused: bool = False) -> Queue:
+                 paused: bool = False, preemptible: bool = False) -> Queue:
     """A new queue; a deleted queue of that name comes back with these settings (its history kept)."""
     slug = slugify(name)
     if not slug or slug != name:
         raise ValidationError({"name": f"Queue names are lower-case letters, digits and dashes: try {slug or 'cpu'!r}."})
     fields = _clean({"description": description, "priority": priority, "resource_class": resource_class,
-                     "max_concurrent": max_concurrent, "allowed_roles": allowed_roles or [], "paused": paused})
+                     "max_concurrent": max_concurrent, "allowed_roles": allowed_roles or [], "paused": paused,
+                     "preemptible": bool(preemptible)})
     existing = Queue.all_objects.filter(name=name).first()
     if existing is not None and existing.deleted_at is None:
         raise ValidationError({"name": f"A queue named {name!r} already exists."})
@@ -55,8 +57,8 @@ def queue_create(*, name: str, description: str = "", priority: int = 5, resourc
 
 
 def queue_update(*, queue: Queue, **fields) -> Queue:
-    """Change any of description, resource_class, paused, priority, max_concurrent, allowed_roles. The name
-    stays: workers consume a queue by its name."""
+    """Change any of description, resource_class, paused, priority, max_concurrent, allowed_roles, preemptible.
+    The name stays: workers consume a queue by its name."""
     if "name" in fields and fields["name"] != queue.name:
         raise ValidationError({"name": "A queue keeps its name (workers consume it by name): create a new queue "
                                        "and move the runs, then delete this one."})

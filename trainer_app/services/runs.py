@@ -18,6 +18,7 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, FINAL_STATUSES, Queue, Run, RunMetric, RunStatus, Worker
+from trainer_app.models.runs import queue_order_now
 
 logger = logging.getLogger(__name__)
 MAX_DELIVERIES = 3
@@ -123,6 +124,12 @@ def run_finish(*, run_id: int, owner: str, status: str, error: str = "", exit_co
                "lease_owner": "", "cancel_requested": False}
     if log_tail is not None:
         changes["log_tail"] = log_tail
+    if status in (RunStatus.CANCELLED, RunStatus.FAILED):  # asked to stop and go back (preempted, requeued)?
+        from trainer_app.services.steering import run_requeue_after_stop
+
+        if run_requeue_after_stop(run_id=run_id, owner=owner):
+            return True
+    changes["requeue_requested"] = False
     return Run.objects.filter(id=run_id, lease_owner=owner, status__in=ACTIVE_STATUSES).update(**changes) == 1
 
 
@@ -132,7 +139,8 @@ def run_cancel(*, run: Run) -> Run:
             status=RunStatus.CANCELLED, finished_at=timezone.now()) == 1:
         pass
     elif run.status in ACTIVE_STATUSES or run.status == RunStatus.LOST:
-        Run.objects.filter(id=run.pk, status__in=(*ACTIVE_STATUSES, RunStatus.LOST)).update(cancel_requested=True)
+        Run.objects.filter(id=run.pk, status__in=(*ACTIVE_STATUSES, RunStatus.LOST)).update(
+            cancel_requested=True, requeue_requested=False)  # a cancel wins over a pending requeue or preemption
         Run.objects.filter(id=run.pk, status=RunStatus.LOST).update(status=RunStatus.CANCELLED,
                                                                     finished_at=timezone.now())
     else:
@@ -146,7 +154,8 @@ def run_resume(*, run: Run) -> Run:
     resumable = (RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.LOST)
     with transaction.atomic():
         changed = Run.objects.filter(id=run.pk, status__in=resumable).update(
-            status=RunStatus.QUEUED, cancel_requested=False, error="", finished_at=None, deliveries=0)
+            status=RunStatus.QUEUED, cancel_requested=False, error="", finished_at=None, deliveries=0,
+            queue_order=queue_order_now())  # it waits behind the runs already waiting at its priority
         if changed != 1:
             raise ValidationError({"status": f"Only a cancelled, failed or lost run can be resumed; this one is "
                                              f"{run.status}."})
@@ -168,13 +177,23 @@ def runs_reap() -> dict[str, int]:
             counts["failed"] += failed
             continue
         with transaction.atomic():
-            if Run.objects.filter(expired, id=run.pk).update(status=RunStatus.QUEUED, lease_owner="") != 1:
+            if Run.objects.filter(expired, id=run.pk).update(status=RunStatus.QUEUED, lease_owner="",
+                                                             **_reaped_requeue_done()) != 1:
                 continue  # its supervisor renewed the lease meanwhile
             logger.warning("run %s lost its worker (delivery %s); re-queued to resume from its checkpoint",
                            run.pk, run.deliveries)
             run_enqueue(run=run)
             counts["requeued"] += 1
     return counts
+
+
+def _reaped_requeue_done() -> dict:
+    """A run lost while it stopped to go back to its queue (preempted, requeued) is back there: it must not stay
+    cancel_requested, or no delivery would ever claim it."""
+    from django.db.models import Case, When
+
+    return {"cancel_requested": Case(When(requeue_requested=True, then=Value(False)), default=F("cancel_requested")),
+            "requeue_requested": False}
 
 
 # --- launching ------------------------------------------------------------------------------------
