@@ -131,6 +131,10 @@ SSE_HEARTBEAT_SECONDS = 15  # a quiet event stream says the run's status this of
 RUN_STREAM_TTL_SECONDS = 24 * 3600  # a finished run's stream is dropped a day after SQL has it all
 RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
 WORKER_OFFLINE_AFTER_SECONDS = 20
+# Multi-node runs (docs/operations.md): each node's worker waits this long for the rest of the gang, then gives
+# its slot back and tries again later; the other nodes reach this worker at TRAINYARD_NODE_ADDRESS.
+RUN_GANG_TIMEOUT_SECONDS = env.get_int("TRAINYARD_RUN_GANG_TIMEOUT_SECONDS", 120, minimum=1)
+NODE_ADDRESS = env.get("TRAINYARD_NODE_ADDRESS", "")  # empty: this machine's fully qualified host name
 
 CACHES = {
     "default": {
