@@ -1,0 +1,124 @@
+"""Gang placement of multi-node runs in the database (no process): node slots on distinct workers, a gang that
+starts only when complete, slots given back or dropped when their delivery is gone, GPUs held by node slots, and
+a lost node re-queueing the run as a lost single node does."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from trainer_app.models import Run, RunNode, RunNodeState, RunStatus, Worker, WorkerStatus
+from trainer_app.services import nodes as node_services
+from trainer_app.services import runs as run_services
+
+
+def worker(name: str, gpus: int = 0) -> Worker:
+    now = timezone.now()
+    return Worker.objects.create(name=name, hostname=name.split("@")[-1], status=WorkerStatus.ONLINE,
+                                 queues=["cpu"], cpu_count=4, started_at=now, last_heartbeat=now,
+                                 gpus=[{"index": index, "name": "GPU"} for index in range(gpus)])
+
+
+def claim(run, name):
+    return node_services.run_node_claim(run_id=run.pk, owner=f"{name}:task", worker_name=name)
+
+
+def age(node, seconds):
+    RunNode.objects.filter(pk=node.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=seconds))
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_a_gang_starts_only_when_every_slot_is_held_by_distinct_workers(run_factory, settings):
+    a, b, c = worker("a@h"), worker("b@h"), worker("c@h")
+    run = run_factory(resources={"nnodes": 3, "nproc_per_node": 1})
+    first = claim(run, a.name)
+    assert first.node_rank == 0 and claim(run, a.name) is None, "a worker never holds two slots of one run"
+    assert not node_services.run_gang_start(node=first), "two slots missing"
+    second = claim(run, b.name)
+    assert second.node_rank == 1 and not node_services.run_gang_start(node=first)
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+    third = claim(run, c.name)
+    assert claim(run, worker("d@h").name) is None, "all slots are held"
+    assert node_services.run_gang_start(node=first)
+    run.refresh_from_db()
+    assert run.status == RunStatus.STARTING and run.lease_owner == first.lease_owner and run.deliveries == 1
+    nodes = list(RunNode.objects.filter(run=run))
+    assert {node.state for node in nodes} == {RunNodeState.RUNNING}
+    assert len({node.rendezvous for node in nodes}) == 1 and nodes[0].rendezvous.startswith(f"{first.address}:")
+    assert not node_services.run_node_release(node=third), "a started gang's node must run"
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_slots_are_given_back_and_a_dead_claimers_slot_is_dropped(run_factory, django_capture_on_commit_callbacks):
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    first = claim(run, a.name)
+    assert node_services.run_node_release(node=first) and not RunNode.objects.exists()
+    first = claim(run, a.name)
+    age(first, 3600)  # its worker died while it waited
+    with django_capture_on_commit_callbacks() as sent:
+        replacement = claim(run, b.name)
+    assert replacement.node_rank == 0 and list(RunNode.objects.values_list("worker_name", flat=True)) == [b.name]
+    assert len(sent) == 1, "the dead delivery's message is sent again: the gang needs two"
+    assert node_services.run_node_heartbeat(node=first) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_a_cancelled_or_capped_run_does_not_start_its_gang(run_factory):
+    from trainer_app.models import Queue
+
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    first, _ = claim(run, a.name), claim(run, b.name)
+    Queue.objects.filter(pk=run.queue_id).update(max_concurrent=1)
+    busy = run_factory(status=RunStatus.RUNNING)
+    assert not node_services.run_gang_start(node=first), "the queue runs its max_concurrent already"
+    Run.objects.filter(pk=busy.pk).update(status=RunStatus.SUCCEEDED)
+    run_services.run_cancel(run=run)
+    assert not node_services.run_gang_start(node=first) and Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED
+    assert claim(run, worker("c@h").name) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_node_slots_hold_their_gpus(run_factory):
+    gpu = worker("gpu@h", gpus=2)
+    gang = run_factory(resources={"nnodes": 2, "nproc_per_node": 1, "gpus_per_node": 2})
+    node = claim(gang, gpu.name)
+    assert node.cuda_visible_devices == "0,1"
+    single = run_factory(resources={"nproc_per_node": 1, "gpus_per_node": 1})
+    assert not run_services.run_claim(run_id=single.pk, owner="x", worker_name=gpu.name), "both GPUs are held"
+    node_services.run_node_release(node=node)
+    assert run_services.run_claim(run_id=single.pk, owner="x", worker_name=gpu.name)
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_a_lost_node_requeues_the_run_and_a_failed_one_is_named(run_factory, settings,
+                                                               django_capture_on_commit_callbacks):
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    leader, member = claim(run, a.name), claim(run, b.name)
+    assert node_services.run_gang_start(node=leader)
+    leader.refresh_from_db()
+    assert node_services.gang_peer_problem(node=leader) is None
+    node_services.run_node_finish(node=member, state=RunNodeState.FAILED, exit_code=-9,
+                                  error="its torchrun was killed by SIGKILL")
+    problem = node_services.gang_peer_problem(node=leader)
+    assert problem.blamed and not problem.lost and problem.message.startswith("node 1 on b@h failed")
+    RunNode.objects.filter(pk=member.pk).update(state=RunNodeState.RUNNING)
+    age(member, settings.RUN_LEASE_SECONDS + 1)
+    problem = node_services.gang_peer_problem(node=leader)
+    assert problem.lost and "node 1 on b@h was lost" in problem.message
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert node_services.run_gang_requeue(run_id=run.pk, owner=leader.lease_owner,
+                                              reason=problem.message) == RunStatus.QUEUED
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and "re-queued" in run.error and len(sent) == 1  # one send, two messages
+    again = claim(run, a.name)
+    assert again.node_rank == 0 and RunNode.objects.filter(run=run).count() == 1, "the old gang's slots are gone"
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="gone", deliveries=3)
+    assert node_services.run_gang_requeue(run_id=run.pk, owner="gone", reason="node 1 was lost") == RunStatus.FAILED
+    assert "lost 3 times" in Run.objects.get(pk=run.pk).error
