@@ -77,7 +77,7 @@ def lab(transactional_db, user_factory, project_factory, api_client):
     api_client.force_authenticate(user)
     mlp = api_client.post("/api/models/", {"project": project.id, "name": "mlp", "spec": {"preset": "mlp"}},
                           format="json").json()
-    return {"client": api_client, "project": project, "mlp": mlp["id"],
+    return {"client": api_client, "project": project, "user": user, "mlp": mlp["id"],
             "wine": Dataset.objects.get(project=project, name="wine").id}
 
 
@@ -132,6 +132,9 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
     assert run.status == RunStatus.QUEUED and run.deliveries == 0, run.status
     assert list(RunNode.objects.filter(run_id=gang).values_list("node_rank", "state")) == [(0, "placing")]
     assert not run_processes(gang)
+    lab["client"].force_login(lab["user"])
+    page = lab["client"].get(f"/runs/{gang}/")  # the run page shows the gang's placement
+    assert "2 nodes: node 0 on node-a@" in page.content.decode() and "(placing)" in page.content.decode()
     Worker.objects.filter(name="node-b@busy").delete()
 
     workers.start("node-b")
@@ -141,6 +144,7 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
     assert [node.state for node in nodes] == ["succeeded", "succeeded"]
     assert len({node.worker_name for node in nodes}) == 2 and len({node.rendezvous for node in nodes}) == 1
     assert nodes[0].rendezvous.startswith("127.0.0.1:")
+    assert [node["state"] for node in body["nodes"]] == ["succeeded", "succeeded"]
     wait_until(lambda: not run_processes(gang), timeout_s=20, message="no process of the gang left")
 
     single = launch(lab, nnodes=1, nproc_per_node=2).json()["id"]

@@ -122,3 +122,17 @@ def test_a_lost_node_requeues_the_run_and_a_failed_one_is_named(run_factory, set
     Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="gone", deliveries=3)
     assert node_services.run_gang_requeue(run_id=run.pk, owner="gone", reason="node 1 was lost") == RunStatus.FAILED
     assert "lost 3 times" in Run.objects.get(pk=run.pk).error
+
+
+@pytest.mark.django_db
+def test_the_fleet_shows_a_gangs_member_nodes_with_their_gpus(run_factory):
+    from trainer_app.selectors.fleet import fleet_metrics, fleet_overview
+
+    a, b = worker("a@h", gpus=2), worker("b@h", gpus=2)
+    run = run_factory(resources={"nnodes": 2, "nproc_per_node": 1, "gpus_per_node": 1}, name="wide")
+    leader, member = claim(run, a.name), claim(run, b.name)
+    assert node_services.run_gang_start(node=leader)
+    rows = {row["worker"].name: row for row in fleet_overview()["rows"]}
+    held = {worker_name: [gpu["run"]["label"] for gpu in row["gpus"] if gpu["run"]] for worker_name, row in rows.items()}
+    assert held == {"a@h": ["wide"], "b@h": ["wide (node 1)"]}
+    assert fleet_metrics()["gpus"] == {"busy": 2, "free": 2}
