@@ -136,3 +136,25 @@ def test_the_fleet_shows_a_gangs_member_nodes_with_their_gpus(run_factory):
     held = {worker_name: [gpu["run"]["label"] for gpu in row["gpus"] if gpu["run"]] for worker_name, row in rows.items()}
     assert held == {"a@h": ["wide"], "b@h": ["wide (node 1)"]}
     assert fleet_metrics()["gpus"] == {"busy": 2, "free": 2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_for_the_gang_starts_gives_back_on_timeout_and_leaves_a_cancelled_run(run_factory):
+    from trainer_app.gang import gang_wait
+    from trainer_app.models import Queue
+
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    leader = claim(run, a.name)
+    assert gang_wait(leader, timeout_s=1) == "timeout" and not RunNode.objects.exists()
+    leader, member = claim(run, a.name), claim(run, b.name)
+    Queue.objects.filter(pk=run.queue_id).update(paused=True)
+    assert gang_wait(leader, timeout_s=1) == "timeout", "a paused queue starts no gang"
+    Queue.objects.filter(pk=run.queue_id).update(paused=False)
+    leader = claim(run, a.name)
+    assert gang_wait(leader, timeout_s=5) == "start" and gang_wait(member, timeout_s=5) == "start"
+    assert Run.objects.get(pk=run.pk).status == RunStatus.STARTING
+    other = run_factory(resources={"nnodes": 2})
+    waiting = claim(other, a.name)
+    run_services.run_cancel(run=other)
+    assert gang_wait(waiting, timeout_s=5) == "gone" and not RunNode.objects.filter(run=other).exists()

@@ -140,7 +140,7 @@ def run_gang_start(*, node: RunNode) -> bool:
     """Node 0 starts the gang when every slot is held by a live delivery: the run becomes `starting` under
     node 0's lease (one more delivery counted, as a single-node claim does) and every node gets the c10d
     rendezvous endpoint, node 0's address and a free port there. False while the gang is incomplete, the
-    run's queue is at its max_concurrent, or the run left the queue."""
+    run's queue is paused or at its max_concurrent, or the run left the queue."""
     if node.node_rank != 0:
         raise ValueError("only node 0 starts its gang")
     now = timezone.now()
@@ -153,7 +153,10 @@ def run_gang_start(*, node: RunNode) -> bool:
         nnodes = run_nnodes(run.resources)
         if live.count() != nnodes or not live.filter(pk=node.pk).exists():
             return False
-        limit = Queue.all_objects.select_for_update().values_list("max_concurrent", flat=True).get(pk=run.queue_id)
+        limit, paused = Queue.all_objects.select_for_update().values_list("max_concurrent", "paused") \
+            .get(pk=run.queue_id)
+        if paused:
+            return False
         if limit is not None and Run.objects.filter(queue_id=run.queue_id, status__in=ACTIVE_STATUSES).count() >= limit:
             return False
         endpoint = f"{node.address}:{_free_port()}"
