@@ -122,6 +122,7 @@ class GangLeaderSupervisor(RunSupervisor):
         self.node = node
         self.peer_problem: node_services.PeerProblem | None = None
         self.peer_problem_at: float | None = None
+        self.peers_ended_at: float | None = None
 
     def _command(self, spec_path: Path, nproc: int) -> list[str]:
         nnodes = node_services.run_nnodes(Run.objects.values_list("resources", flat=True).get(id=self.run_id))
@@ -135,6 +136,12 @@ class GangLeaderSupervisor(RunSupervisor):
                 self.peer_problem_at = time.monotonic()
                 logger.warning("run %s: %s; stopping this node", self.run_id, self.peer_problem.message)
         elif code is None and time.monotonic() - self.peer_problem_at > PEER_EXIT_GRACE_SECONDS:
+            self._stop(signal.SIGKILL)
+        if code is None and self.peers_ended_at is None and node_services.gang_peers_ended(node=self.node):
+            self.peers_ended_at = time.monotonic()
+        elif code is None and self.peers_ended_at is not None \
+                and time.monotonic() - self.peers_ended_at > PEER_EXIT_GRACE_SECONDS:
+            # every other node is done: torchrun would wait in its exit barrier for agents that left (300 s)
             self._stop(signal.SIGKILL)
 
     def _await_peer_reports(self) -> None:
@@ -153,11 +160,19 @@ class GangLeaderSupervisor(RunSupervisor):
         from trainer_app.engine import exit_codes
 
         result = exit_codes.read_result(self.result_path) or {}
-        clean = result.get("exit_code") in (exit_codes.SUCCEEDED, exit_codes.CANCELLED, exit_codes.PRUNED)
-        if not clean and self.terminated_at is None:
+        cancel_asked = self.terminated_at is not None or Run.objects.filter(id=self.run_id,
+                                                                           cancel_requested=True).exists()
+        # Ranks stop as if cancelled when one node's torchrun gets SIGTERM because its worker died (the
+        # parent-death signal): without a cancel, that is a lost node, not a cancel.
+        clean = result.get("exit_code") in (exit_codes.SUCCEEDED, exit_codes.PRUNED) or cancel_asked
+        if not clean:
             self._await_peer_reports()
+        if result.get("exit_code") == exit_codes.SUCCEEDED:
+            # Rank 0 writes its result last, after every rank finished the test split: the run is done even
+            # if a rank crashed in its teardown or an agent's exit barrier failed (its torchrun then exits 1).
+            code = 0
         problem = self.peer_problem
-        if problem is not None and problem.lost:
+        if problem is not None and problem.lost and code != 0:
             node_services.run_node_finish(node=self.node, state=RunNodeState.STOPPED, exit_code=code,
                                           error=problem.message)
             return node_services.run_gang_requeue(run_id=self.run_id, owner=self.owner, reason=problem.message)
@@ -182,6 +197,7 @@ class GangMemberSupervisor:
         self.node = node
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.process: subprocess.Popen | None = None
+        self.result_path: Path | None = None
         self.leader = ""
         self.cancelled = False
         self.stopped = False
@@ -192,7 +208,9 @@ class GangMemberSupervisor:
         directory = run_directory(run)
         directory.mkdir(parents=True, exist_ok=True)
         spec_path = directory / f"spec-node{self.node.node_rank}.json"  # node 0 writes spec.json: no shared writes
-        spec_path.write_text(json.dumps(run_spec(run), indent=2))
+        spec = run_spec(run)
+        self.result_path = Path(spec["result_file"])
+        spec_path.write_text(json.dumps(spec, indent=2))
         nproc = int(run.resources.get("nproc_per_node", 1))
         command = gang_torchrun_command(spec_path, nproc=nproc, nnodes=node_services.run_nnodes(run.resources),
                                         node=self.node)
@@ -255,8 +273,13 @@ class GangMemberSupervisor:
         self._signal(signum)
 
     def _report(self, code: int) -> str:
+        from trainer_app.engine import exit_codes
+
+        result = exit_codes.read_result(self.result_path) or {}
         if code == 0:
             state, error = RunNodeState.SUCCEEDED, ""
+        elif result.get("exit_code") == exit_codes.SUCCEEDED:  # the run is done; this node failed in its teardown
+            state, error = RunNodeState.SUCCEEDED, f"after the run finished, {_describe_exit(code, list(self.log_tail))}"
         elif self.cancelled or Run.objects.filter(id=self.run_id, status=RunStatus.CANCELLED).exists():
             state, error = RunNodeState.CANCELLED, ""
         elif self.stopped:

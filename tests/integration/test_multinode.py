@@ -31,7 +31,7 @@ class Workers:
 
     def start(self, *names: str) -> None:
         for name in names:
-            if name in self.processes:
+            if name in self.processes and self.processes[name].poll() is None:
                 continue
             log = open(self.directory / f"{name}.log", "wb")
             environment = child_environment(TRAINYARD_NODE_ADDRESS="127.0.0.1")
@@ -140,11 +140,12 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
     workers.start("node-b")
     body = wait_status(lab, gang, FINAL)
     assert body["status"] == "succeeded", (body["error"], body["log_tail"])
+    wait_until(lambda: set(RunNode.objects.filter(run_id=gang).values_list("state", flat=True)) == {"succeeded"},
+               timeout_s=30, message="both nodes succeeded")
     nodes = list(RunNode.objects.filter(run_id=gang).order_by("node_rank"))
-    assert [node.state for node in nodes] == ["succeeded", "succeeded"]
     assert len({node.worker_name for node in nodes}) == 2 and len({node.rendezvous for node in nodes}) == 1
     assert nodes[0].rendezvous.startswith("127.0.0.1:")
-    assert [node["state"] for node in body["nodes"]] == ["succeeded", "succeeded"]
+    assert [node["state"] for node in lab["client"].get(f"/api/runs/{gang}/").json()["nodes"]] == ["succeeded"] * 2
     wait_until(lambda: not run_processes(gang), timeout_s=20, message="no process of the gang left")
 
     single = launch(lab, nnodes=1, nproc_per_node=2).json()["id"]
@@ -189,6 +190,25 @@ def test_a_node_killed_mid_run_fails_the_run_cleanly_naming_the_node(lab, worker
                message=f"no process of the gang left: {[p.cmdline() for p in run_processes(run_id)]}")
     states = dict(RunNode.objects.filter(run_id=run_id).values_list("node_rank", "state"))
     assert states == {0: "failed", 1: "failed"}, states
+
+
+def test_a_node_whose_worker_dies_requeues_the_run_to_resume_on_a_new_gang(lab, workers):
+    workers.start(*NODES)
+    workers.wait_online(*NODES)
+    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=400).json()["id"]
+    wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=180, message="a first checkpoint")
+    member = RunNode.objects.get(run_id=run_id, node_rank=1)
+    doomed = workers.processes[member.worker_name.split("@")[0]]
+    os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker, as with a lost machine
+    doomed.wait()
+    # node 0 sees node 1's heartbeat stop and re-queues the run, which waits for a new gang (one worker is left)
+    body = wait_status(lab, run_id, {"queued", *FINAL}, timeout_s=120)
+    assert body["status"] == "queued", (body["status"], body["error"])
+    assert f"node 1 on {member.worker_name} was lost" in body["error"] and "re-queued" in body["error"]
+    assert body["deliveries"] == 1
+    wait_until(lambda: not run_processes(run_id), timeout_s=30,
+               message=f"no process of the gang left: {[p.cmdline() for p in run_processes(run_id)]}")
+    assert lab["client"].post(f"/api/runs/{run_id}/cancel/").json()["status"] == "cancelled"
 
 
 def test_bad_node_counts_are_refused_naming_the_fleet(lab):

@@ -158,3 +158,28 @@ def test_waiting_for_the_gang_starts_gives_back_on_timeout_and_leaves_a_cancelle
     waiting = claim(other, a.name)
     run_services.run_cancel(run=other)
     assert gang_wait(waiting, timeout_s=5) == "gone" and not RunNode.objects.filter(run=other).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_rank_zeros_success_stands_when_a_node_fails_in_its_teardown(run_factory, tmp_path):
+    from trainer_app.engine import exit_codes
+    from trainer_app.gang import GangLeaderSupervisor, GangMemberSupervisor
+
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    leader, member = claim(run, a.name), claim(run, b.name)
+    assert node_services.run_gang_start(node=leader)
+    leader.refresh_from_db()
+    member.refresh_from_db()
+    result = tmp_path / "result.json"
+    exit_codes.write_result(result, exit_code=exit_codes.SUCCEEDED, state="succeeded", message="finished 2 epochs",
+                            run_id=str(run.pk), step=18, epoch=2, summary={})
+    node = GangMemberSupervisor(run.pk, member)
+    node.result_path = result
+    node.log_tail.append("traceback : Signal 6 (SIGABRT) received by PID 25814")
+    assert node._report(1) == "node-succeeded"  # rank 1 aborted while tearing down, after the run was done
+    supervisor = GangLeaderSupervisor(run.pk, leader.lease_owner, leader)
+    supervisor.result_path = result
+    assert supervisor._finish(-9) == RunStatus.SUCCEEDED  # killed in the exit barrier that node 1 never reached
+    assert dict(RunNode.objects.filter(run=run).values_list("node_rank", "state")) == {0: "succeeded", 1: "succeeded"}
