@@ -183,3 +183,28 @@ def test_rank_zeros_success_stands_when_a_node_fails_in_its_teardown(run_factory
     supervisor.result_path = result
     assert supervisor._finish(-9) == RunStatus.SUCCEEDED  # killed in the exit barrier that node 1 never reached
     assert dict(RunNode.objects.filter(run=run).values_list("node_rank", "state")) == {0: "succeeded", 1: "succeeded"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_deliveries_fill_each_slot_once(run_factory):
+    import threading
+
+    from django.db import connection
+
+    names = [worker(f"w{index}@h").name for index in range(8)]
+    run = run_factory(resources={"nnodes": 3})
+    claimed = {}
+
+    def race(name):
+        try:
+            claimed[name] = claim(run, name)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=race, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    held = [node for node in claimed.values() if node is not None]
+    assert sorted(node.node_rank for node in held) == [0, 1, 2] and RunNode.objects.filter(run=run).count() == 3

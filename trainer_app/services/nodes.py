@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -76,6 +76,13 @@ def run_node_claim(*, run_id: int, owner: str, worker_name: str) -> RunNode | No
     """Take a free node slot of a queued multi-node run for this delivery, or None: the run is not queued
     (cancelled, started, finished), all its slots are held, this worker already holds one, or this worker
     has too few free GPUs. The run's row lock serialises the claims of one run."""
+    try:
+        return _claim(run_id=run_id, owner=owner, worker_name=worker_name)
+    except IntegrityError:  # another delivery took that rank at the same instant (SQLite has no row locks)
+        return None
+
+
+def _claim(*, run_id: int, owner: str, worker_name: str) -> RunNode | None:
     from trainer_app.services.runs import _place_gpus
 
     worker = Worker.objects.filter(name=worker_name).first()
