@@ -123,6 +123,7 @@ class GangLeaderSupervisor(RunSupervisor):
         self.peer_problem: node_services.PeerProblem | None = None
         self.peer_problem_at: float | None = None
         self.peers_ended_at: float | None = None
+        self.killed_for_peers = False  # this supervisor killed its torchrun because of the other nodes
 
     def _command(self, spec_path: Path, nproc: int) -> list[str]:
         nnodes = node_services.run_nnodes(Run.objects.values_list("resources", flat=True).get(id=self.run_id))
@@ -136,12 +137,14 @@ class GangLeaderSupervisor(RunSupervisor):
                 self.peer_problem_at = time.monotonic()
                 logger.warning("run %s: %s; stopping this node", self.run_id, self.peer_problem.message)
         elif code is None and time.monotonic() - self.peer_problem_at > PEER_EXIT_GRACE_SECONDS:
+            self.killed_for_peers = True
             self._stop(signal.SIGKILL)
         if code is None and self.peers_ended_at is None and node_services.gang_peers_ended(node=self.node):
             self.peers_ended_at = time.monotonic()
         elif code is None and self.peers_ended_at is not None \
                 and time.monotonic() - self.peers_ended_at > PEER_EXIT_GRACE_SECONDS:
             # every other node is done: torchrun would wait in its exit barrier for agents that left (300 s)
+            self.killed_for_peers = True
             self._stop(signal.SIGKILL)
 
     def _await_peer_reports(self) -> None:
@@ -177,14 +180,17 @@ class GangLeaderSupervisor(RunSupervisor):
                                           error=problem.message)
             return node_services.run_gang_requeue(run_id=self.run_id, owner=self.owner, reason=problem.message)
         status = super()._finish(code)
-        if status == RunStatus.FAILED and problem is not None and problem.blamed:
+        cause = problem.message if problem is not None and problem.blamed else None
+        if cause is None and code < 0 and not self.killed_for_peers and self.terminated_at is None:
+            cause = f"node 0 on {self.node.worker_name} failed: {_describe_exit(code, [])}"  # this node died first
+        if status == RunStatus.FAILED and cause:
             error = Run.objects.values_list("error", flat=True).get(id=self.run_id)
             Run.objects.filter(id=self.run_id, status=RunStatus.FAILED).update(
-                error=f"{problem.message}; the other nodes stopped ({error})")
+                error=f"{cause}; the other nodes stopped ({error})")
         node_state = {RunStatus.SUCCEEDED: RunNodeState.SUCCEEDED, RunStatus.CANCELLED: RunNodeState.CANCELLED,
                       RunStatus.FAILED: RunNodeState.FAILED}.get(status, RunNodeState.STOPPED)
-        node_services.run_node_finish(node=self.node, state=node_state, exit_code=code,
-                                      error="" if node_state != RunNodeState.FAILED else _describe_exit(code, list(self.log_tail)))
+        error = _describe_exit(code, list(self.log_tail)) if node_state == RunNodeState.FAILED else ""
+        node_services.run_node_finish(node=self.node, state=node_state, exit_code=code, error=error)
         return status
 
 
@@ -242,8 +248,8 @@ class GangMemberSupervisor:
                 close_old_connections()
                 ours = node_services.run_node_heartbeat(node=self.node) is not None
                 run = Run.objects.filter(id=self.run_id).values("status", "lease_owner", "cancel_requested").first()
-                moved_on = not ours or run is None or (run["status"] in ACTIVE_STATUSES and run["lease_owner"] != self.leader) \
-                    or run["status"] == RunStatus.QUEUED
+                moved_on = not ours or run is None or run["status"] == RunStatus.QUEUED \
+                    or (run["status"] in ACTIVE_STATUSES and run["lease_owner"] != self.leader)
                 if moved_on:  # re-queued or taken by another gang: this node's work is void
                     logger.warning("run %s: node %s is no longer part of the run's gang; stopping it", self.run_id,
                                    self.node.node_rank)
@@ -279,7 +285,8 @@ class GangMemberSupervisor:
         if code == 0:
             state, error = RunNodeState.SUCCEEDED, ""
         elif result.get("exit_code") == exit_codes.SUCCEEDED:  # the run is done; this node failed in its teardown
-            state, error = RunNodeState.SUCCEEDED, f"after the run finished, {_describe_exit(code, list(self.log_tail))}"
+            state = RunNodeState.SUCCEEDED
+            error = f"after the run finished, {_describe_exit(code, list(self.log_tail))}"
         elif self.cancelled or Run.objects.filter(id=self.run_id, status=RunStatus.CANCELLED).exists():
             state, error = RunNodeState.CANCELLED, ""
         elif self.stopped:

@@ -188,7 +188,9 @@ class RunSupervisor:
         result = exit_codes.read_result(self.result_path) or {}
         engine_code = result.get("exit_code", code)
         message = str(result.get("message") or "")
-        if engine_code == exit_codes.SUCCEEDED and code == 0:
+        if engine_code == exit_codes.SUCCEEDED:
+            # Rank 0 writes its result last, after every rank finished: a rank that crashes in its teardown
+            # afterwards (seen here: gloo's SIGABRT at exit under load) makes torchrun exit 1, not the run fail.
             status, error = RunStatus.SUCCEEDED, ""
         elif engine_code == exit_codes.CANCELLED or (self.terminated_at is not None and not result):
             status, error = RunStatus.CANCELLED, ""

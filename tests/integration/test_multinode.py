@@ -42,7 +42,8 @@ class Workers:
 
     def wait_online(self, *names: str) -> None:
         def online():
-            registered = {name.split("@")[0] for name in Worker.objects.filter(status="online").values_list("name", flat=True)}
+            online = Worker.objects.filter(status="online").values_list("name", flat=True)
+            registered = {name.split("@")[0] for name in online}
             return set(names) <= registered
 
         wait_until(online, timeout_s=90, interval_s=0.5, message=f"workers {names} online")
@@ -179,8 +180,9 @@ def test_a_node_killed_mid_run_fails_the_run_cleanly_naming_the_node(lab, worker
     run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=400).json()["id"]
     wait_until(lambda: Run.objects.get(id=run_id).step > 20, timeout_s=180, message="training under way")
     member = RunNode.objects.get(run_id=run_id, node_rank=1)
-    agents = [process for process in run_processes(run_id)
-              if "torch.distributed.run" in " ".join(process.cmdline()) and "spec-node1.json" in " ".join(process.cmdline())]
+    commands = {process: " ".join(process.cmdline()) for process in run_processes(run_id)}
+    agents = [process for process, command in commands.items()
+              if "torch.distributed.run" in command and "spec-node1.json" in command]
     assert len(agents) == 1, agents
     agents[0].send_signal(signal.SIGKILL)
     body = wait_status(lab, run_id, FINAL, timeout_s=120)

@@ -133,7 +133,7 @@ def test_the_fleet_shows_a_gangs_member_nodes_with_their_gpus(run_factory):
     leader, member = claim(run, a.name), claim(run, b.name)
     assert node_services.run_gang_start(node=leader)
     rows = {row["worker"].name: row for row in fleet_overview()["rows"]}
-    held = {worker_name: [gpu["run"]["label"] for gpu in row["gpus"] if gpu["run"]] for worker_name, row in rows.items()}
+    held = {name: [gpu["run"]["label"] for gpu in row["gpus"] if gpu["run"]] for name, row in rows.items()}
     assert held == {"a@h": ["wide"], "b@h": ["wide (node 1)"]}
     assert fleet_metrics()["gpus"] == {"busy": 2, "free": 2}
 

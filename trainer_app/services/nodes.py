@@ -227,8 +227,9 @@ def run_gang_requeue(*, run_id: int, owner: str, reason: str) -> str:
                    error=f"{reason}; lost {run.deliveries} times, so it is not re-queued again")
         return RunStatus.FAILED
     with transaction.atomic():
-        if Run.objects.filter(id=run_id, lease_owner=owner, status__in=ACTIVE_STATUSES).update(
-                status=RunStatus.QUEUED, lease_owner="", error=f"{reason}; re-queued to resume from its checkpoint") != 1:
+        requeued = Run.objects.filter(id=run_id, lease_owner=owner, status__in=ACTIVE_STATUSES).update(
+            status=RunStatus.QUEUED, lease_owner="", error=f"{reason}; re-queued to resume from its checkpoint")
+        if requeued != 1:
             return "lease-lost"
         run.refresh_from_db()
         run_enqueue(run=run)
