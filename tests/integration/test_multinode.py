@@ -48,8 +48,11 @@ class Workers:
 
         wait_until(online, timeout_s=90, interval_s=0.5, message=f"workers {names} online")
 
-    def stop(self) -> None:
-        for process in self.processes.values():
+    def stop(self, *names: str) -> None:
+        for name in names or list(self.processes):
+            process = self.processes.pop(name, None)
+            if process is None:
+                continue
             try:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
@@ -82,8 +85,8 @@ def lab(transactional_db, user_factory, project_factory, api_client):
             "wine": Dataset.objects.get(project=project, name="wine").id}
 
 
-def launch(lab, *, nnodes: int, nproc_per_node: int, **config):
-    body = {"project": lab["project"].id, "dataset": lab["wine"], "model": lab["mlp"], "queue": QUEUE,
+def launch(lab, *, nnodes: int, nproc_per_node: int, queue: str = QUEUE, **config):
+    body = {"project": lab["project"].id, "dataset": lab["wine"], "model": lab["mlp"], "queue": queue,
             "config": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 16, "epochs": 2, "seed": 3,
                        "deterministic": True, **config},
             "resources": {"nnodes": nnodes, "nproc_per_node": nproc_per_node}}
@@ -116,6 +119,7 @@ def final_weights(run_id: int) -> dict:
 
 
 def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_global_batch(lab, workers):
+    workers.stop("node-b")  # when another test of this module ran first
     workers.start("node-a")
     workers.wait_online("node-a")
     # A second worker is registered (so the launch is accepted) but does not consume yet, as when it is busy.
@@ -217,17 +221,18 @@ def test_bad_node_counts_are_refused_naming_the_fleet(lab):
     from django.utils import timezone
 
     now = timezone.now()
-    Worker.objects.create(name="solo@host", hostname="host", queues=[QUEUE], cpu_count=4, started_at=now,
+    Queue.objects.create(name="small")  # only these two registered workers consume it
+    Worker.objects.create(name="solo@host", hostname="host", queues=["small"], cpu_count=4, started_at=now,
                           last_heartbeat=now)
-    Worker.objects.create(name="tiny@host", hostname="host", queues=[QUEUE], cpu_count=1, started_at=now,
+    Worker.objects.create(name="tiny@host", hostname="host", queues=["small"], cpu_count=1, started_at=now,
                           last_heartbeat=now)
-    zero = launch(lab, nnodes=0, nproc_per_node=1)
+    zero = launch(lab, nnodes=0, nproc_per_node=1, queue="small")
     assert zero.status_code == 400 and "nnodes must be at least 1" in zero.json()["resources"][0]
-    too_many = launch(lab, nnodes=3, nproc_per_node=1)
+    too_many = launch(lab, nnodes=3, nproc_per_node=1, queue="small")
     message = too_many.json()["resources"][0]
     assert too_many.status_code == 400 and "solo@host" in message and "tiny@host" in message and "has 2" in message
-    too_big = launch(lab, nnodes=2, nproc_per_node=2)
+    too_big = launch(lab, nnodes=2, nproc_per_node=2, queue="small")
     assert too_big.status_code == 400 and "the fleet has 1" in too_big.json()["resources"][0]
-    uneven = launch(lab, nnodes=2, nproc_per_node=1, batch_size=15)
+    uneven = launch(lab, nnodes=2, nproc_per_node=1, queue="small", batch_size=15)
     assert uneven.status_code == 400 and "2 processes" in uneven.json()["config"][0]
     assert not Run.objects.exists()
