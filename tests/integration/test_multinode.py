@@ -158,11 +158,11 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
     assert alone["status"] == "succeeded", (alone["error"], alone["log_tail"])
     assert body["step"] == alone["step"] > 0
     for name in ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"):
-        assert body["summary"][name] == pytest.approx(alone["summary"][name], rel=1e-4, abs=1e-5), name
+        assert body["summary"][name] == pytest.approx(alone["summary"][name], rel=1e-5, abs=1e-6), name
     two_nodes, one_node = final_weights(gang), final_weights(single)
     assert two_nodes.keys() == one_node.keys()
     for key in one_node:
-        assert (two_nodes[key] - one_node[key]).abs().max().item() < 1e-4, key
+        assert (two_nodes[key] - one_node[key]).abs().max().item() < 1e-5, key  # measured: 3e-8 (thread counts)
 
 
 def test_cancel_stops_every_node_of_the_gang(lab, workers):

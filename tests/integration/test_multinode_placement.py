@@ -208,3 +208,23 @@ def test_racing_deliveries_fill_each_slot_once(run_factory):
         thread.join()
     held = [node for node in claimed.values() if node is not None]
     assert sorted(node.node_rank for node in held) == [0, 1, 2] and RunNode.objects.filter(run=run).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)  # the supervisor closes stale connections while it waits for its peers
+@pytest.mark.sqlite_ok
+def test_node_zero_names_itself_when_its_own_torchrun_died_first(run_factory, tmp_path):
+    from trainer_app.gang import GangLeaderSupervisor
+
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    leader, member = claim(run, a.name), claim(run, b.name)
+    assert node_services.run_gang_start(node=leader)
+    leader.refresh_from_db()
+    member.refresh_from_db()
+    node_services.run_node_finish(node=member, state=RunNodeState.FAILED, exit_code=1,
+                                  error="its torchrun exited with code 1 (RuntimeError: Connection reset by peer)")
+    supervisor = GangLeaderSupervisor(run.pk, leader.lease_owner, leader)
+    supervisor.result_path = tmp_path / "result.json"  # none: node 0's ranks were killed with its torchrun
+    assert supervisor._finish(-9) == RunStatus.FAILED
+    error = Run.objects.get(pk=run.pk).error
+    assert error.startswith("node 0 on a@h failed: its torchrun was killed by SIGKILL; the other nodes stopped"), error
