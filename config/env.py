@@ -25,6 +25,8 @@ KNOWN_VARIABLES: dict[str, str] = {
     "TRAINYARD_WORKER_QUEUES": "queues the worker started by `make up` consumes (default default,cpu)",
     "TRAINYARD_LOGIN_FAILURE_LIMIT": "failed logins allowed per user and address before a lock-out (default 5)",
     "TRAINYARD_LOGIN_COOLOFF_MINUTES": "how long a lock-out lasts, in minutes (default 15)",
+    "TRAINYARD_NODE_ADDRESS": "where the other nodes of a multi-node run reach this worker (default: its host name)",
+    "TRAINYARD_RUN_GANG_TIMEOUT_SECONDS": "how long a multi-node run's node waits for its gang (default 120)",
     "SECRET_KEY": "Django's secret key; required in production, generated under var/ otherwise",
     "DEBUG": "`true` to show Django's debug pages (never in production)",
     "ALLOWED_HOSTS": "comma-separated host names the web server answers to",

@@ -135,6 +135,10 @@ RUN_STREAM_TTL_SECONDS = 24 * 3600  # a finished run's stream is dropped a day a
 RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
 WORKER_OFFLINE_AFTER_SECONDS = 20
 FLEET_HISTORY_DAYS = 7  # per-minute GPU utilisation and memory of every worker (the worker page's chart)
+# Multi-node runs (docs/operations.md): each node's worker waits this long for the rest of the gang, then gives
+# its slot back and tries again later; the other nodes reach this worker at TRAINYARD_NODE_ADDRESS.
+RUN_GANG_TIMEOUT_SECONDS = env.get_int("TRAINYARD_RUN_GANG_TIMEOUT_SECONDS", 120, minimum=1)
+NODE_ADDRESS = env.get("TRAINYARD_NODE_ADDRESS", "")  # empty: this machine's fully qualified host name
 
 CACHES = {
     "default": {

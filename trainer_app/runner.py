@@ -83,7 +83,7 @@ class RunSupervisor:
                            PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
         log_path = directory / "engine.log"
         self.process = subprocess.Popen(
-            engine_command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
+            self._command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
@@ -93,6 +93,12 @@ class RunSupervisor:
         outcome = self._supervise()
         reader.join(timeout=10)
         return outcome
+
+    def _command(self, spec_path: Path, nproc: int) -> list[str]:
+        return engine_command(spec_path, nproc)
+
+    def _beat(self, code: int | None) -> None:
+        """Called at each lease renewal; a multi-node run's node 0 watches its peers here (trainer_app/gang.py)."""
 
     def _read_output(self, log_path: Path) -> None:
         with open(log_path, "ab") as log:
@@ -117,6 +123,7 @@ class RunSupervisor:
                 if cancel and self.terminated_at is None and code is None:
                     logger.info("run %s: cancel requested; asking the engine to checkpoint and stop", self.run_id)
                     self._stop(signal.SIGTERM)
+                self._beat(code)
             if (self.terminated_at is not None and code is None
                     and now - self.terminated_at > settings.RUN_CANCEL_GRACE_SECONDS):
                 self._stop(signal.SIGKILL)
@@ -191,7 +198,9 @@ class RunSupervisor:
         result = exit_codes.read_result(self.result_path) or {}
         engine_code = result.get("exit_code", code)
         message = str(result.get("message") or "")
-        if engine_code == exit_codes.SUCCEEDED and code == 0:
+        if engine_code == exit_codes.SUCCEEDED:
+            # Rank 0 writes its result last, after every rank finished: a rank that crashes in its teardown
+            # afterwards (seen here: gloo's SIGABRT at exit under load) makes torchrun exit 1, not the run fail.
             status, error = RunStatus.SUCCEEDED, ""
         elif engine_code == exit_codes.CANCELLED or (self.terminated_at is not None and not result):
             status, error = RunStatus.CANCELLED, ""

@@ -36,6 +36,11 @@ def run_execute(self, run_id: int) -> str:
     if Run.objects.filter(id=run_id, queue__paused=True, status="queued").exists():
         # A paused queue accepts runs but starts none: come back later, without holding this worker.
         raise self.retry(countdown=PAUSED_QUEUE_RETRY_SECONDS, max_retries=None)
+    resources = Run.objects.filter(id=run_id).values_list("resources", flat=True).first()
+    if int((resources or {}).get("nnodes") or 1) > 1:  # one node of a gang (trainer_app/gang.py)
+        from trainer_app.gang import gang_execute
+
+        return gang_execute(self, run_id)
     worker_name = self.request.hostname
     owner = f"{worker_name}:{self.request.id}"
     # The first waiting run of the queue that fits here starts, which may be another than run_id (steering.py).

@@ -63,6 +63,7 @@ class LaunchForm(forms.Form):
     color_jitter = forms.FloatField(label="Colour jitter")
     nproc_per_node = forms.IntegerField(label="Processes per node")
     gpus_per_node = forms.IntegerField(label="GPUs per node")
+    nnodes = forms.IntegerField(required=False, label="Nodes", min_value=1)
     queue = forms.CharField(max_length=64)
     fine_tune_from = forms.IntegerField(required=False, label="Fine-tune from")
     freeze = forms.CharField(required=False, max_length=1000, label="Layers to freeze")
@@ -142,6 +143,8 @@ def add_service_error(form: LaunchForm, error: ValidationError) -> None:
     for key, messages in error.message_dict.items():
         for message in messages:
             field = SERVICE_FIELDS.get(key)
+            if key == "resources" and ("nnodes" in message or " nodes need " in message):
+                field = "nnodes"
             if key == "config":
                 path, _, rest = message.partition(" ")
                 field = CONFIG_FIELDS.get(path)
@@ -160,7 +163,7 @@ ADVANCED = [
     ("Early stopping", ["early_stopping", "es_metric", "es_mode", "es_patience", "es_min_delta"]),
     ("Precision and reproducibility", ["amp", "seed", "deterministic", "max_steps"]),
     ("Augmentation", ["random_crop", "hflip", "rotation", "color_jitter"]),
-    ("Resources", ["nproc_per_node", "gpus_per_node", "queue"]),
+    ("Resources", ["nproc_per_node", "gpus_per_node", "nnodes", "queue"]),
     ("Fine-tuning", ["fine_tune_from", "freeze"]),
 ]
 HELP = {
@@ -175,6 +178,8 @@ HELP = {
     "random_crop": "pad by this many pixels, crop back at random; 0 = off", "rotation": "0 = off",
     "color_jitter": "brightness/contrast factor range, below 1; 0 = off",
     "nproc_per_node": "DDP processes on one worker", "gpus_per_node": "0 = CPU",
+    "nnodes": "workers the run spans, each running the processes above; 2 or more start together and need "
+              "storage shared by the workers",
     "fine_tune_from": "start from the best checkpoint of an earlier run; the head is replaced for the new classes",
     "freeze": "comma-separated prefixes, e.g. layer1, layer2 (builder designs name their layers layer1…layerN)",
     "es_mode": "auto = max for accuracy and R², min otherwise",
@@ -257,7 +262,8 @@ def _launch(request, form: LaunchForm, project):
             return run_services.run_create(
                 project=project, dataset=dataset, design=design, created_by=request.user, name=data["name"],
                 config=config_from_form(data, modality=dataset.modality), queue_name=data["queue"],
-                resources={"nproc_per_node": data["nproc_per_node"], "gpus_per_node": data["gpus_per_node"]},
+                resources={"nproc_per_node": data["nproc_per_node"], "gpus_per_node": data["gpus_per_node"],
+                           "nnodes": data.get("nnodes") or 1},
                 fine_tune_from=parent, freeze=freeze)
     except ValidationError as error:
         add_service_error(form, error)
@@ -272,7 +278,7 @@ def _initial_values(request, project, datasets) -> tuple[dict, object]:
     The run may belong to another of the user's projects (a recommendation from a similar dataset): then
     only its settings come along, and its model as the preset it uses (its design, dataset and parent run
     belong to the other project)."""
-    values = {**default_values(), "nproc_per_node": 1, "gpus_per_node": 0, "queue": "cpu", "name": ""}
+    values = {**default_values(), "nproc_per_node": 1, "gpus_per_node": 0, "nnodes": 1, "queue": "cpu", "name": ""}
     source = None
     wanted = request.GET.get("from", "")
     if wanted.isdigit():
@@ -280,7 +286,8 @@ def _initial_values(request, project, datasets) -> tuple[dict, object]:
     if source is not None:
         values.update(values_from_config(source.config))
         values.update(queue=source.queue.name, nproc_per_node=source.resources.get("nproc_per_node", 1),
-                      gpus_per_node=source.resources.get("gpus_per_node", 0))
+                      gpus_per_node=source.resources.get("gpus_per_node", 0),
+                      nnodes=source.resources.get("nnodes", 1))
         if source.project_id == project.pk:
             values.update(dataset=source.dataset_id, model=f"design:{source.design_id}",
                           fine_tune_from=source.fine_tuned_from_id,

@@ -141,6 +141,7 @@ def test_launching_with_the_defaults_queues_a_run_and_opens_its_page(lab):
     ({"batch_size": "500"}, "batch_size", "larger than the training split (24 samples)"),
     ({"schedule": "step", "gamma": "0"}, "gamma", "must be greater than 0"),
     ({"nproc_per_node": "0"}, "nproc_per_node", "nproc_per_node must be at least 1"),
+    ({"nnodes": "2"}, "nnodes", "2 nodes need 2 online workers on queue 'cpu'"),
     ({"dataset": "999999"}, "dataset", "Choose a ready dataset"),
     ({"model": "design:999999"}, "model", "Choose one of the project's designs or a preset"),
 ])

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from trainer_app import selectors
 from trainer_app.api.datasets import _project_for
 from trainer_app.api.errors import conflict
-from trainer_app.models import Checkpoint, Run, WeightsFile
+from trainer_app.models import Checkpoint, Run, RunNode, WeightsFile
 from trainer_app.selectors.compare import MAX_COMPARED, compare_metric_names, compare_runs
 from trainer_app.selectors.fleet import run_queue_place
 from trainer_app.selectors.metrics import metric_names, metric_series
@@ -151,13 +151,23 @@ class RunUpdateInput(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(), required=False)
 
 
+class RunNodeOutput(serializers.ModelSerializer):
+    """One node of a multi-node run's gang."""
+
+    class Meta:
+        model = RunNode
+        fields = ["node_rank", "worker_name", "address", "cuda_visible_devices", "rendezvous", "state", "exit_code",
+                  "error", "claimed_at", "heartbeat_at"]
+
+
 class RunDetailOutput(RunOutput):
+    nodes = RunNodeOutput(many=True, read_only=True, help_text="a multi-node run's node slots (empty for one node)")
     queue_position = serializers.SerializerMethodField(help_text="while queued: 1 = next in its queue")
     estimated_start = serializers.SerializerMethodField(help_text="while queued: when it should start; null = "
                                                                   "unknown (no history, no worker, paused queue)")
 
     class Meta(RunOutput.Meta):
-        fields = [*RunOutput.Meta.fields, "queue_position", "estimated_start"]
+        fields = [*RunOutput.Meta.fields, "queue_position", "estimated_start", "nodes"]
 
     def get_queue_position(self, run) -> int | None:
         place = self.context.get("queue_place")

@@ -53,6 +53,8 @@ def fleet_metrics() -> dict:
     for worker_id, resources in Run.objects.filter(status__in=ACTIVE_STATUSES, worker__in=live).values_list(
             "worker_id", "resources"):
         held[worker_id] = held.get(worker_id, 0) + int((resources or {}).get("gpus_per_node") or 0)
+    for row in _member_node_runs([worker.pk for worker in live]):  # node 1, 2… of multi-node runs
+        held[row["worker_id"]] = held.get(row["worker_id"], 0) + int(row["resources"].get("gpus_per_node") or 0)
     total = sum(len(worker.gpus or []) for worker in live)
     busy = sum(min(held.get(worker.pk, 0), len(worker.gpus or [])) for worker in live)
     runs = dict.fromkeys(RunStatus.values, 0)
@@ -184,6 +186,22 @@ def _samples(workers: list[Worker]) -> dict[int, object]:
     return arrays
 
 
+def _member_node_runs(worker_ids: list[int]) -> list[dict]:
+    """The active multi-node runs whose node 1, 2… these workers hold (node 0's worker is the run's own), shaped
+    like fleet_overview's active runs, with that node's GPUs."""
+    from trainer_app.models import RunNode, RunNodeState
+
+    rows = (RunNode.objects.filter(worker_id__in=worker_ids, node_rank__gt=0, state=RunNodeState.RUNNING,
+                                   run__status__in=ACTIVE_STATUSES)
+            .values("worker_id", "node_rank", "cuda_visible_devices", "run_id", "run__name", "run__status",
+                    "run__resources", "run__step", "run__total_steps"))
+    return [{"id": row["run_id"], "name": f"{row['run__name'] or 'run %s' % row['run_id']} (node {row['node_rank']})",
+             "worker_id": row["worker_id"], "status": row["run__status"], "step": row["run__step"],
+             "total_steps": row["run__total_steps"],
+             "resources": {**(row["run__resources"] or {}), "cuda_visible_devices": row["cuda_visible_devices"]}}
+            for row in rows]
+
+
 def fleet_overview() -> dict:
     """The fleet page: each worker with its GPUs (now, recent utilisation and memory, the run on each), the
     CPU runs it runs, its recent job history; each queue's depth and estimated wait."""
@@ -193,6 +211,7 @@ def fleet_overview() -> dict:
     ids = [worker.pk for worker in workers]
     active = list(Run.objects.filter(worker_id__in=ids, status__in=ACTIVE_STATUSES)
                   .values("id", "name", "worker_id", "status", "resources", "step", "total_steps"))
+    active += _member_node_runs(ids)
     by_worker = defaultdict(list)
     for run in active:
         run["label"] = run["name"] or f"run {run['id']}"

@@ -31,11 +31,13 @@ def run_enqueue(*, run: Run, fresh: bool = False) -> None:
     from trainer_app.tasks import run_execute
 
     queue_name, priority, run_id = run.queue.name, run.priority, run.pk
+    deliveries = int((run.resources or {}).get("nnodes") or 1)  # a multi-node run: one per node (services/nodes.py)
 
     def send() -> None:
         if fresh:
             redis_client().delete(run_stream_key(run_id))
-        run_execute.apply_async(args=[run_id], queue=queue_name, priority=priority)
+        for _ in range(deliveries):
+            run_execute.apply_async(args=[run_id], queue=queue_name, priority=priority)
 
     transaction.on_commit(send)
 
@@ -86,7 +88,9 @@ def _place_gpus(worker, needed: int) -> str | None:
     indices = [gpu.get("index", position) for position, gpu in enumerate(worker.gpus or [])]
     if len(indices) < needed:
         return None
-    held = set()
+    from trainer_app.services.nodes import node_devices_held
+
+    held = node_devices_held(worker.pk)  # the slots of multi-node runs this worker holds
     for resources in Run.objects.filter(worker=worker, status__in=ACTIVE_STATUSES).values_list("resources", flat=True):
         held |= {part for part in str((resources or {}).get("cuda_visible_devices") or "").split(",") if part}
     free = [index for index in indices if str(index) not in held]
@@ -228,8 +232,9 @@ def _resources(raw: dict) -> dict:
         raise ValidationError({"resources": "nproc_per_node must be at least 1."})
     if resources["gpus_per_node"] < 0:
         raise ValidationError({"resources": "gpus_per_node cannot be negative."})
-    if resources["nnodes"] != 1:
-        raise ValidationError({"resources": "Runs use one node for now: set nnodes to 1 and raise nproc_per_node."})
+    if resources["nnodes"] < 1:
+        raise ValidationError({"resources": f"nnodes must be at least 1 (got {resources['nnodes']}): 1 runs on one "
+                                            "worker, 2 or more on that many workers at once."})
     if resources["gpus_per_node"] and resources["gpus_per_node"] < resources["nproc_per_node"]:
         raise ValidationError({"resources": f"{resources['nproc_per_node']} processes need one GPU each: set "
                                             f"gpus_per_node to {resources['nproc_per_node']} or fewer processes."})
@@ -268,7 +273,7 @@ def _engine_spec_check(*, dataset, design, config: dict, resources: dict, init_w
     try:
         spec = load_run_spec(draft)
         check_spec_against_dataset(spec, read_meta(media_path(dataset.storage_dir)),
-                                   world_size=resources["nproc_per_node"])
+                                   world_size=resources["nproc_per_node"] * resources["nnodes"])
     except SpecError as error:
         raise ValidationError({"config": str(error)}) from None
     normalised = dataclasses.asdict(spec.training)
@@ -333,6 +338,28 @@ def _queue_check_resources(*, queue, resources: dict) -> None:
                                         "gpus_per_node to 0."})
 
 
+def _nodes_check_fleet(*, queue, resources: dict) -> None:
+    """A multi-node run needs that many distinct online workers on its queue, each able to fit one node (its
+    processes and GPUs); refuse one the fleet could never place, naming the workers it has."""
+    from trainer_app.selectors.fleet import workers_online
+
+    nnodes = resources["nnodes"]
+    if nnodes < 2:
+        return
+    online = [worker for worker in workers_online() if queue.name in (worker.queues or [])]
+    fitting = [worker for worker in online if worker.cpu_count >= resources["nproc_per_node"]
+               and len(worker.gpus or []) >= resources["gpus_per_node"]]
+    if len(fitting) >= nnodes:
+        return
+    need = f"{resources['nproc_per_node']} process(es)" + (f" and {resources['gpus_per_node']} GPU(s)"
+                                                           if resources["gpus_per_node"] else "")
+    fleet = ", ".join(f"{worker.name} ({worker.cpu_count} CPUs, {len(worker.gpus or [])} GPUs)" for worker in online)
+    raise ValidationError({"resources": f"{nnodes} nodes need {nnodes} online workers on queue {queue.name!r} that "
+                                        f"each fit {need}; the fleet has {len(fitting)}: "
+                                        f"{fleet or 'no online worker consumes this queue'}. Lower nnodes (and raise "
+                                        f"nproc_per_node) or start more workers."})
+
+
 def run_create(*, project, dataset, design, config: dict, resources: dict, queue_name: str, created_by,
                name: str = "", fine_tune_from=None, init_weights=None, freeze: list[str] | None = None,
                kind: str = "run", model_spec: dict | None = None, sweep=None, trial_number: int | None = None) -> Run:
@@ -356,6 +383,7 @@ def run_create(*, project, dataset, design, config: dict, resources: dict, queue
     _queue_check_role(queue=queue, role=role, project=project)
     resources = _resources(resources)
     _queue_check_resources(queue=queue, resources=resources)
+    _nodes_check_fleet(queue=queue, resources=resources)
     init = _init_weights(dataset=dataset, design=design, project=project, fine_tune_from=fine_tune_from,
                          init_weights=init_weights, freeze=list(freeze or []))
     normalised = _engine_spec_check(dataset=dataset, design=design, config={**config, "freeze": init.get("freeze")},
