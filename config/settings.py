@@ -130,6 +130,11 @@ RUN_LEASE_SECONDS = 30  # a run whose supervisor has not renewed its lease for t
 SSE_HEARTBEAT_SECONDS = 15  # a quiet event stream says the run's status this often, and ends once it is final
 RUN_STREAM_TTL_SECONDS = 24 * 3600  # a finished run's stream is dropped a day after SQL has it all
 RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
+# An engine whose ranks make no progress (no step, evaluation batch or bounded phase such as a checkpoint) for
+# this long is hung: its supervisor kills it and re-queues the run to resume from its checkpoint (docs/operations.md)
+RUN_HANG_TIMEOUT_SECONDS = env.get_int("TRAINYARD_RUN_HANG_TIMEOUT_S", 600, minimum=1)
+RUN_HANG_STARTUP_SECONDS = 180  # torchrun's agent imports torch before any rank starts (and beats): at least this long
+RUN_HANG_KILL_GRACE_SECONDS = 5  # a hung engine gets SIGTERM, then SIGKILL (a hung rank cannot act on SIGTERM)
 WORKER_OFFLINE_AFTER_SECONDS = 20
 
 CACHES = {

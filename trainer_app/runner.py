@@ -1,5 +1,5 @@
 """The supervisor of one run: writes the engine's spec, starts `torchrun` in its own process group,
-renews the run's lease, persists its events, relays a cancel, and records the outcome.
+renews the run's lease, persists its events, relays a cancel, stops a hung engine, and records the outcome.
 
 It never trains: the engine does, in the ranks torchrun starts (DESIGN.md). It runs inside a Celery
 prefork task, which cannot fork torch workers itself, hence the subprocess.
@@ -22,10 +22,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from trainer_app.models import Run, RunStatus
+from trainer_app.progress_watch import ProgressWatch
 from trainer_app.services import findings as finding_services
 from trainer_app.services import metrics as metric_services
 from trainer_app.services import runs as run_services
-from trainer_app.specs import gate_directory, run_directory, run_spec
+from trainer_app.specs import gate_directory, heartbeat_directory, run_directory, run_spec
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -55,6 +56,8 @@ class RunSupervisor:
         self.terminated_at: float | None = None
         self.gate: Path | None = None  # a sweep trial's epoch gate: the supervisor asks the pruner
         self.judged: set[int] = set()
+        self.watch: ProgressWatch | None = None  # the ranks' heartbeats: a hung engine is stopped and re-queued
+        self.watched_at = 0.0
 
     def execute(self) -> str:
         run = Run.objects.select_related("dataset", "design", "queue", "fine_tuned_from").get(id=self.run_id)
@@ -72,11 +75,15 @@ class RunSupervisor:
         environment = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)),
                            PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
         log_path = directory / "engine.log"
+        self.watch = ProgressWatch(heartbeat_directory(run), ranks=nproc, timeout_s=settings.RUN_HANG_TIMEOUT_SECONDS,
+                                   startup_s=settings.RUN_HANG_STARTUP_SECONDS)
+        self.watch.reset()
         self.process = subprocess.Popen(
             torchrun_command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
+        self.watch.start()
         run_services.run_mark_running(run_id=self.run_id, owner=self.owner)
         reader = threading.Thread(target=self._read_output, args=(log_path,), daemon=True)
         reader.start()
@@ -112,6 +119,10 @@ class RunSupervisor:
                 self._stop(signal.SIGKILL)
             if self.gate is not None and code is None:
                 self._judge_epochs()
+            if code is None and self.terminated_at is None:
+                hung = self._hung(now)
+                if hung:
+                    return self._give_up_hung(hung)
             if code is not None:
                 self._stop(signal.SIGKILL)  # leave no rank behind, whatever torchrun did
                 self._persist()
@@ -141,6 +152,71 @@ class RunSupervisor:
                 decision = {"action": "continue", "reason": f"judge failed: {error}"}
             write_json_atomically(answer, decision)
             self.judged.add(epoch)
+
+    def _hung(self, now: float) -> str | None:
+        """Why the engine counts as hung (no rank made progress for RUN_HANG_TIMEOUT_SECONDS), or None;
+        its heartbeat files are read about once a second."""
+        if self.watch is None or now - self.watched_at < 1.0:
+            return None
+        self.watched_at = now
+        return self.watch.hung(now)
+
+    def _give_up_hung(self, reason: str) -> str:
+        """Kill the hung engine (every process of it), then hand the run back: re-queued to resume from its last
+        checkpoint, or failed after MAX_DELIVERIES attempts (trainer_app/services/runs.py)."""
+        logger.error("run %s: %s; stopping it", self.run_id, reason)
+        self._kill_engine()
+        self._persist()
+        status = run_services.run_give_up_attempt(run_id=self.run_id, owner=self.owner, reason=reason,
+                                                  log_tail=list(self.log_tail))
+        what = "re-queued to resume from its last checkpoint" if status == RunStatus.QUEUED else "failed"
+        self._stream_log("error", f"{reason}: the engine was stopped and the run {what}")
+        self._persist()
+        if status == RunStatus.FAILED:
+            self._expire_stream()
+            if self.gate is not None:
+                from trainer_app.services.sweeps import sweep_kick
+
+                sweep_kick(sweep_id=Run.objects.values_list("sweep_id", flat=True).get(id=self.run_id))
+        return f"hung-{status or 'lease-lost'}"
+
+    def _kill_engine(self) -> None:
+        """SIGTERM to torchrun's process group, SIGKILL after RUN_HANG_KILL_GRACE_SECONDS to it and to every
+        rank (torchrun starts each rank in a session of its own; a stopped rank dies only of SIGKILL)."""
+        import psutil
+
+        try:
+            ranks = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            ranks = []
+        self._stop(signal.SIGTERM)
+        deadline = time.monotonic() + settings.RUN_HANG_KILL_GRACE_SECONDS
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self._stop(signal.SIGKILL)
+        for process in ranks:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        deadline = time.monotonic() + 10
+        while any(_running(process) for process in ranks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            logger.error("run %s: torchrun (pid %s) did not exit after SIGKILL", self.run_id, self.process.pid)
+
+    def _stream_log(self, level: str, message: str) -> None:
+        """A line in the run's log, beside the engine's (the persister moves it to SQL)."""
+        from trainer_app.engine.metrics import encode
+        from trainer_app.streams import STREAM_MAXLEN, redis_client, run_stream_key
+
+        try:
+            redis_client().xadd(run_stream_key(self.run_id), {"kind": "log", "data": encode(
+                {"time": time.time(), "level": level, "message": message})}, maxlen=STREAM_MAXLEN, approximate=True)
+        except Exception:  # noqa: BLE001 - the run's error field says it too
+            logger.warning("run %s: could not write to its event stream: %s", self.run_id, message)
 
     def _persist(self) -> None:
         try:
@@ -199,6 +275,16 @@ class RunSupervisor:
 
             sweep_kick(sweep_id=Run.objects.values_list("sweep_id", flat=True).get(id=self.run_id))
         return status
+
+
+def _running(process) -> bool:
+    """Whether a process still runs (a zombie waiting for its new parent to reap it does not)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _last_matching(lines: list[str], needle: str) -> str:

@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -50,10 +50,15 @@ def wait_status(lab, run_id, statuses, timeout_s=180):
 
 
 def engine_processes(run_id):
+    """This test session's engine processes of the run (by its spec's full path: other sessions on the machine
+    have runs of the same id under their own MEDIA_ROOT)."""
+    from django.conf import settings
+
+    spec = str(Path(settings.MEDIA_ROOT) / "runs" / str(run_id) / "spec.json")
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if "trainer_app.engine" in cmdline and f"/runs/{run_id}/spec.json" in cmdline:
+        if "trainer_app.engine" in cmdline and spec in cmdline:
             found.append(process)
     return found
 
