@@ -25,6 +25,10 @@ KNOWN_VARIABLES: dict[str, str] = {
     "TRAINYARD_WORKER_QUEUES": "queues the worker started by `make up` consumes (default default,cpu)",
     "TRAINYARD_LOGIN_FAILURE_LIMIT": "failed logins allowed per user and address before a lock-out (default 5)",
     "TRAINYARD_LOGIN_COOLOFF_MINUTES": "how long a lock-out lasts, in minutes (default 15)",
+    "TRAINYARD_RECONCILE_EVERY_S": "how often the reconciler looks for queued runs whose broker message was lost "
+                                   "(default 15)",
+    "TRAINYARD_RECONCILE_GRACE_S": "how long a queued run's message must have been missing before it is sent again "
+                                   "(default 30)",
     "TRAINYARD_RUN_HANG_TIMEOUT_S": "seconds without progress after which a run's engine counts as hung and is "
                                     "restarted from its checkpoint (default 600)",
     "SECRET_KEY": "Django's secret key; required in production, generated under var/ otherwise",

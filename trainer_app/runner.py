@@ -58,6 +58,8 @@ class RunSupervisor:
         self.judged: set[int] = set()
         self.watch: ProgressWatch | None = None  # the ranks' heartbeats: a hung engine is stopped and re-queued
         self.watched_at = 0.0
+        self.broker_id: str | None = None  # the Redis server's run_id: another one means it restarted
+        self.broker_restarted = False
 
     def execute(self) -> str:
         run = Run.objects.select_related("dataset", "design", "queue", "fine_tuned_from").get(id=self.run_id)
@@ -67,6 +69,7 @@ class RunSupervisor:
         spec_path = directory / "spec.json"
         self.result_path = Path(spec["result_file"])
         self.result_path.unlink(missing_ok=True)  # a result left by an earlier delivery is not this one's
+        self.events_path = Path(spec["metrics"]["jsonl"]) if spec["metrics"].get("jsonl") else None
         spec_path.write_text(json.dumps(spec, indent=2))
         if run.sweep_id:
             self.gate = gate_directory(run)
@@ -107,6 +110,7 @@ class RunSupervisor:
                 close_old_connections()
                 ours, cancel = run_services.run_heartbeat(run_id=self.run_id, owner=self.owner)
                 self._persist()
+                self._watch_broker()
                 if not ours:
                     logger.warning("run %s: lease lost to another delivery; stopping this one", self.run_id)
                     self._stop(signal.SIGKILL)
@@ -126,6 +130,7 @@ class RunSupervisor:
             if code is not None:
                 self._stop(signal.SIGKILL)  # leave no rank behind, whatever torchrun did
                 self._persist()
+                self._backfill()
                 outcome = self._finish(code)
                 self._expire_stream()
                 return outcome
@@ -167,6 +172,7 @@ class RunSupervisor:
         logger.error("run %s: %s; stopping it", self.run_id, reason)
         self._kill_engine()
         self._persist()
+        self._backfill()
         status = run_services.run_give_up_attempt(run_id=self.run_id, owner=self.owner, reason=reason,
                                                   log_tail=list(self.log_tail))
         what = "re-queued to resume from its last checkpoint" if status == RunStatus.QUEUED else "failed"
@@ -206,6 +212,33 @@ class RunSupervisor:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             logger.error("run %s: torchrun (pid %s) did not exit after SIGKILL", self.run_id, self.process.pid)
+
+    def _watch_broker(self) -> None:
+        """Note the Redis server's run_id at each beat: a new one means the server restarted, and the stream may
+        have lost entries the persister had not read yet (a server without persistence loses all of them)."""
+        from trainer_app.streams import redis_client
+
+        try:
+            server = redis_client().info("server").get("run_id")
+        except Exception:  # noqa: BLE001 - down for now: the next beat looks again
+            return
+        if self.broker_id is not None and server != self.broker_id:
+            logger.warning("run %s: Redis restarted (server %s, now %s); its lost events will be restored from "
+                           "rank 0's events file when the engine stops", self.run_id, self.broker_id, server)
+            self.broker_restarted = True
+        self.broker_id = server
+
+    def _backfill(self) -> None:
+        """After a Redis restart: SQL takes what rank 0's JSON-lines file holds and the stream lost."""
+        if not self.broker_restarted or self.events_path is None:
+            return
+        try:
+            added = metric_services.metrics_backfill(run_id=self.run_id, path=self.events_path)
+        except Exception:  # noqa: BLE001 - the run's outcome matters more than a gap in its charts
+            logger.exception("run %s: restoring events from %s failed", self.run_id, self.events_path)
+            return
+        logger.warning("run %s: %d metric points the restarted Redis lost restored from %s", self.run_id, added,
+                       self.events_path)
 
     def _stream_log(self, level: str, message: str) -> None:
         """A line in the run's log, beside the engine's (the persister moves it to SQL)."""
