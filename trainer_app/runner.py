@@ -184,7 +184,7 @@ class RunSupervisor:
                 from trainer_app.services.sweeps import sweep_kick
 
                 sweep_kick(sweep_id=Run.objects.values_list("sweep_id", flat=True).get(id=self.run_id))
-        return f"hung-{status or 'lease-lost'}"
+        return f"hung, {status}" if status else "lease-lost"
 
     def _kill_engine(self) -> None:
         """SIGTERM to torchrun's process group, SIGKILL after RUN_HANG_KILL_GRACE_SECONDS to it and to every

@@ -48,15 +48,22 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
-def stop_a_rank(run_id: int, *, delivery: int) -> psutil.Process:
-    """SIGSTOP the rank of the run's given delivery once it is up."""
-    def rank():
+def rank_number(process: psutil.Process) -> int | None:
+    try:
+        return int(process.environ().get("RANK", -1))
+    except psutil.Error:
+        return None
+
+
+def stop_a_rank(run_id: int, *, delivery: int, rank: int = 1) -> psutil.Process:
+    """SIGSTOP the given rank of the run's given delivery once it is up."""
+    def find():
         run = Run.objects.get(id=run_id)
         if run.deliveries != delivery or run.status != RunStatus.RUNNING:
             return None
-        return next(iter(ranks_of(run_id)), None)
+        return next((process for process in ranks_of(run_id) if rank_number(process) == rank), None)
 
-    process = wait_until(rank, timeout_s=120, message=f"the rank of delivery {delivery}")
+    process = wait_until(find, timeout_s=120, message=f"rank {rank} of delivery {delivery}")
     os.kill(process.pid, signal.SIGSTOP)
     return process
 
@@ -68,29 +75,35 @@ def hang_logs(run_id: int) -> list[str]:
 
 @pytest.mark.usefixtures("faults_worker", "faults_queue")
 def test_a_hung_engine_is_killed_and_resumes_from_its_checkpoint_and_fails_after_three_attempts(lab):  # noqa: F811
-    run_id = launch(lab, dataset="wine", model="mlp", queue="faults", epochs=1000, batch_size=16).json()["id"]
+    """Two ranks: stopping rank 1 leaves rank 0 waiting in a collective, the hang this is for."""
+    body = {"project": lab["project"].id, "dataset": lab["wine"], "model": lab["mlp"], "queue": "faults",
+            "config": {"optimizer": "adam", "lr": 0.003, "batch_size": 16, "epochs": 1000, "seed": 0},
+            "resources": {"nproc_per_node": 2}}
+    run_id = lab["client"].post("/api/runs/", body, format="json").json()["id"]
     wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=120, message="a checkpoint")
 
     stopped = stop_a_rank(run_id, delivery=1)  # mid-training: its steps stop, the other threads too
+    first_ranks = ranks_of(run_id)
+    assert len(first_ranks) == 2
     wait_until(lambda: Run.objects.get(id=run_id).deliveries == 2, timeout_s=60, message="the hung run re-queued")
-    assert gone(stopped), "the stopped rank must be killed"
+    assert gone(stopped) and all(gone(process) for process in first_ranks), "every rank must be killed"
     checkpoint = Run.objects.get(id=run_id).checkpoints.order_by("-step").first()
     wait_until(lambda: Run.objects.get(id=run_id).step > checkpoint.step + 20, timeout_s=120,
                message="the resumed run to train on")
     assert RunLog.objects.filter(run_id=run_id, message__contains=f"(epoch {checkpoint.epoch + 1}, step "
                                                                   f"{checkpoint.step})").exists(), \
         "the second delivery resumes from the last checkpoint"
-    [logged] = hang_logs(run_id)  # the phase it was in: training, checkpointing or sending events
-    assert logged.startswith(f"no progress for {HANG_TIMEOUT_S} s: the engine hung (rank 0 ")
+    [logged] = hang_logs(run_id)  # rank 1 (and rank 0, waiting for it) in training, checkpointing…
+    assert logged.startswith(f"no progress for {HANG_TIMEOUT_S} s: the engine hung (rank ") and "rank 1 " in logged
     assert logged.endswith("): the engine was stopped and the run re-queued to resume from its last checkpoint")
 
-    stop_a_rank(run_id, delivery=2)
+    stop_a_rank(run_id, delivery=2, rank=0)
     third = wait_until(lambda: Run.objects.get(id=run_id).deliveries == 3 and ranks_of(run_id), timeout_s=90,
-                       message="the third delivery's rank")
+                       message="the third delivery's ranks")
     os.kill(third[0].pid, signal.SIGSTOP)  # as it starts, before torch is even loaded: still caught
     body = wait_status(lab, run_id, {"failed", "succeeded", "cancelled"}, timeout_s=60)
     assert body["status"] == "failed", body
-    assert body["error"].startswith(f"no progress for {HANG_TIMEOUT_S} s: the engine hung (rank 0 ")
+    assert body["error"].startswith(f"no progress for {HANG_TIMEOUT_S} s: the engine hung (rank ")
     assert body["error"].endswith("; lost 3 times, not retried")
     wait_until(lambda: not engine_processes(run_id), timeout_s=10, message="no engine process left")
     steps = list(MetricPoint.objects.filter(run_id=run_id, name="train_loss").values_list("step", flat=True))
