@@ -134,3 +134,22 @@ def test_a_poison_job_that_kills_its_worker_every_time_fails_after_three_deliver
     body = wait_status(lab, other, {"failed", "succeeded", "cancelled"}, timeout_s=120)
     assert body["status"] == "succeeded", body
     assert Run.objects.get(id=poison).status == RunStatus.FAILED and not engine_processes(poison)
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
+def test_giving_up_a_hung_attempt_requeues_it_with_the_reason_and_fails_the_third(run_factory):
+    reason = "no progress for 5 s: the engine hung (rank 0 training)"
+    run = run_factory(status=RunStatus.RUNNING, lease_owner="w:1", deliveries=1)
+    assert run_services.run_give_up_attempt(run_id=run.pk, owner="someone-else", reason=reason) == ""
+    assert run_services.run_give_up_attempt(run_id=run.pk, owner="w:1", reason=reason) == RunStatus.QUEUED
+    run.refresh_from_db()
+    assert (run.status, run.lease_owner) == (RunStatus.QUEUED, "")
+    assert run.error == f"{reason}; re-queued to resume from its last checkpoint (attempt 1 of 3)"
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease_owner="w:3", deliveries=3)
+    assert run_services.run_give_up_attempt(run_id=run.pk, owner="w:3", reason=reason,
+                                            log_tail=["[rank0] …"]) == RunStatus.FAILED
+    run.refresh_from_db()
+    assert (run.status, run.error, run.log_tail) == (RunStatus.FAILED, f"{reason}; lost 3 times, not retried",
+                                                     ["[rank0] …"])
+    assert run.finished_at is not None

@@ -140,6 +140,7 @@ def test_runs_finish_and_none_is_stuck_when_redis_restarts_mid_run(lab, own_redi
 
 
 @pytest.mark.django_db
+@pytest.mark.sqlite_ok
 def test_the_backfill_adds_only_what_sql_lacks_and_the_last_attempts_value(run_factory, tmp_path):
     from trainer_app.models import Checkpoint, RunMetric
     from trainer_app.services.metrics import metrics_backfill
