@@ -59,7 +59,7 @@ class RunSupervisor:
         self.watch: ProgressWatch | None = None  # the ranks' heartbeats: a hung engine is stopped and re-queued
         self.watched_at = 0.0
         self.broker_id: str | None = None  # the Redis server's run_id: another one means it restarted
-        self.broker_restarted = False
+        self.stream_in_doubt = False  # Redis restarted or was away: the stream may have lost events
 
     def execute(self) -> str:
         run = Run.objects.select_related("dataset", "design", "queue", "fine_tuned_from").get(id=self.run_id)
@@ -220,24 +220,26 @@ class RunSupervisor:
 
         try:
             server = redis_client().info("server").get("run_id")
-        except Exception:  # noqa: BLE001 - down for now: the next beat looks again
+        except Exception:  # noqa: BLE001 - away for now (the engine keeps its events): the next beat looks again
+            self.stream_in_doubt = True
             return
         if self.broker_id is not None and server != self.broker_id:
             logger.warning("run %s: Redis restarted (server %s, now %s); its lost events will be restored from "
                            "rank 0's events file when the engine stops", self.run_id, self.broker_id, server)
-            self.broker_restarted = True
+            self.stream_in_doubt = True
         self.broker_id = server
 
     def _backfill(self) -> None:
-        """After a Redis restart: SQL takes what rank 0's JSON-lines file holds and the stream lost."""
-        if not self.broker_restarted or self.events_path is None:
+        """After Redis restarted or was away during this attempt (down at its end, the engine's last events never
+        reached the stream): SQL takes what rank 0's JSON-lines file holds and the stream lost."""
+        if not self.stream_in_doubt or self.events_path is None:
             return
         try:
             added = metric_services.metrics_backfill(run_id=self.run_id, path=self.events_path)
         except Exception:  # noqa: BLE001 - the run's outcome matters more than a gap in its charts
             logger.exception("run %s: restoring events from %s failed", self.run_id, self.events_path)
             return
-        logger.warning("run %s: %d metric points the restarted Redis lost restored from %s", self.run_id, added,
+        logger.warning("run %s: %d metric points the stream lost restored from %s", self.run_id, added,
                        self.events_path)
 
     def _stream_log(self, level: str, message: str) -> None:
@@ -256,6 +258,7 @@ class RunSupervisor:
             persisted = metric_services.metrics_persist(run_id=self.run_id)
         except Exception:  # the stream is a cache of the run's progress: retry at the next beat
             logger.exception("run %s: persisting events failed; will retry", self.run_id)
+            self.stream_in_doubt = True
             return
         if not persisted:
             return

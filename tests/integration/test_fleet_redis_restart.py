@@ -6,6 +6,7 @@ the server is sent again by the reconciler on the beat and finishes; a run launc
 no run is left queued, starting or running, and no engine process is left."""
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -96,6 +97,14 @@ def launches_to(url: str):
         app._pool, app.amqp._producer_pool = None, None
 
 
+def unpersisted_points(server: RedisServer, run_id: int) -> int:
+    """Points in the run's stream past what the persister moved to SQL: a restart now loses them."""
+    position = Run.objects.get(id=run_id).stream_position or "0-0"
+    client = redis.Redis.from_url(server.url)
+    entries = client.xrange(f"trainyard:run:{run_id}:events", min=f"({position}" if position != "0-0" else "-")
+    return sum(len(json.loads(fields[b"data"])["values"]) for _, fields in entries if fields[b"kind"] == b"metrics")
+
+
 def emitted_points(run_id: int) -> set[tuple[str, int]]:
     """Every (name, step) rank 0 wrote to its events file (the stream's copy)."""
     path = Path(settings.MEDIA_ROOT) / "runs" / str(run_id) / "events.jsonl"
@@ -114,6 +123,8 @@ def test_runs_finish_and_none_is_stuck_when_redis_restarts_mid_run(lab, own_redi
         waiting = launch(lab, dataset="wine", model="mlp", queue="restart", epochs=1).json()["id"]
         wait_until(lambda: MetricPoint.objects.filter(run_id=running, name="val_loss").count() >= 3, timeout_s=120,
                    message="the first run's epochs to reach SQL")
+        wait_until(lambda: unpersisted_points(own_redis, running) >= 3, timeout_s=30, interval_s=0.05,
+                   message="points in the stream that SQL does not have yet")
         assert Run.objects.get(id=waiting).status == RunStatus.QUEUED  # one slot: its message waits in Redis
 
         own_redis.kill()  # its queued message, the running one's reservation and its stream die with it
@@ -136,7 +147,10 @@ def test_runs_finish_and_none_is_stuck_when_redis_restarts_mid_run(lab, own_redi
         assert set(stored) == emitted_points(run_id), f"run {run_id}: SQL holds exactly the points rank 0 wrote"
     assert not Run.objects.filter(status__in=(RunStatus.QUEUED, *ACTIVE_STATUSES)).exists()
     assert not any(engine_processes(run_id) for run_id in (running, waiting, after))
-    assert "sending it again" in (restart_stack["logs"] / "worker.log").read_text()
+    log = (restart_stack["logs"] / "worker.log").read_text()
+    assert "sending it again" in log
+    restored = re.search(rf"run {running}: (\d+) metric points the stream lost restored", log)
+    assert restored and int(restored.group(1)) >= 3, "the points the stream lost came from the events file"
 
 
 @pytest.mark.django_db
