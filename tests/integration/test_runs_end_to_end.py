@@ -83,7 +83,7 @@ def test_a_run_succeeds_and_its_metrics_checkpoints_and_summary_land_in_sql(lab)
 
 @pytest.mark.usefixtures("celery_worker_process")
 def test_cancel_checkpoints_and_stops_and_resume_continues_without_duplicates(lab):
-    run_id = launch(lab, epochs=60, batch_size=32).json()["id"]
+    run_id = launch(lab, epochs=600, batch_size=32).json()["id"]  # cancelled long before its end
     wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=120, message="a first checkpoint")
     cancelled = lab["client"].post(f"/api/runs/{run_id}/cancel/")
     assert cancelled.status_code == 200
