@@ -122,3 +122,42 @@ def test_a_stopped_process_is_caught(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+class Recorder(Liveness):
+    """Keeps what the engine tells its heartbeat."""
+
+    def __init__(self):
+        self.beats, self.phases = 0, []
+
+    def beat(self):
+        self.beats += 1
+
+    def progress(self, phase):
+        self.phases.append(("progress", phase))
+
+    def wait(self, phase):
+        self.phases.append(("wait", phase))
+
+    def waiting(self, phase):
+        self.phases.append(("waiting", phase))
+        return super().waiting(phase)
+
+
+def test_the_engine_beats_at_every_step_and_evaluation_batch_and_waits_in_its_phases_without_steps(tmp_path):
+    from trainer_app.engine import exit_codes
+    from trainer_app.engine.distributed import StopRequest
+    from trainer_app.engine.runner import run
+    from trainer_app.engine.testing import make_sklearn_dataset, make_spec
+
+    make_sklearn_dataset("wine", tmp_path / "wine", fractions=(0.5, 0.2, 0.3))
+    spec = make_spec(data=tmp_path / "wine", model={"preset": "mlp"}, checkpoint_dir=tmp_path / "checkpoints",
+                     training={"batch_size": 16, "epochs": 2})
+    recorder = Recorder()
+    assert run(spec, stop=StopRequest(), liveness=recorder) == exit_codes.SUCCEEDED
+    steps = json.loads((tmp_path / "checkpoints" / "result.json").read_text())["step"]
+    assert recorder.beats > steps + 2  # the steps, then at least one evaluation batch per validation and the test
+    assert recorder.phases == [("progress", "training"),
+                               ("waiting", "checkpointing"), ("waiting", "sending events"),
+                               ("waiting", "checkpointing"), ("waiting", "sending events"),
+                               ("wait", "finishing")]
