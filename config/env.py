@@ -27,6 +27,12 @@ KNOWN_VARIABLES: dict[str, str] = {
     "TRAINYARD_LOGIN_COOLOFF_MINUTES": "how long a lock-out lasts, in minutes (default 15)",
     "TRAINYARD_NODE_ADDRESS": "where the other nodes of a multi-node run reach this worker (default: its host name)",
     "TRAINYARD_RUN_GANG_TIMEOUT_SECONDS": "how long a multi-node run's node waits for its gang (default 120)",
+    "TRAINYARD_RECONCILE_EVERY_S": "how often the reconciler looks for queued runs whose broker message was lost "
+                                   "(default 15)",
+    "TRAINYARD_RECONCILE_GRACE_S": "how long a queued run's message must have been missing before it is sent again "
+                                   "(default 30)",
+    "TRAINYARD_RUN_HANG_TIMEOUT_S": "seconds without progress after which a run's engine counts as hung and is "
+                                    "restarted from its checkpoint (default 600)",
     "SECRET_KEY": "Django's secret key; required in production, generated under var/ otherwise",
     "DEBUG": "`true` to show Django's debug pages (never in production)",
     "ALLOWED_HOSTS": "comma-separated host names the web server answers to",

@@ -107,6 +107,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis outage or restart must not end a worker or its runs (docs/operations.md, tests/integration/
+# test_fleet_redis_restart.py): reconnect for as long as it takes (Celery's default gives up after 100 tries and
+# the worker exits), and keep supervising the running runs meanwhile (Celery 6 is to cancel them by default;
+# their liveness is the lease in SQL, not the broker's acknowledgement).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Short control tasks get their own queue and worker (`manage.py up` starts one), so runs that fill the
@@ -120,7 +126,9 @@ CELERY_BEAT_SCHEDULE = {
     "fleet-mark-offline": {"task": "trainer_app.tasks.fleet_mark_offline", "schedule": 10.0},
     "runs-reap": {"task": "trainer_app.tasks.runs_reap", "schedule": 10.0},
     # queued runs whose task message the broker lost are sent again (trainer_app/services/reconcile.py)
-    "runs-reconcile": {"task": "trainer_app.tasks.runs_reconcile", "schedule": 15.0, "options": {"expires": 60}},
+    "runs-reconcile": {"task": "trainer_app.tasks.runs_reconcile",
+                       "schedule": float(env.get_int("TRAINYARD_RECONCILE_EVERY_S", 15, minimum=1)),
+                       "options": {"expires": 60}},
     # a waiting run of higher priority makes room on preemptible queues (trainer_app/services/steering.py)
     "runs-preempt": {"task": "trainer_app.tasks.runs_preempt", "schedule": 5.0, "options": {"expires": 30}},
     # the knowledge graph catches up with SQL every second (lag p95 0.97 s at 10 runs/s, docs/knowledge-graph.md)
@@ -133,6 +141,13 @@ RUN_LEASE_SECONDS = 30  # a run whose supervisor has not renewed its lease for t
 SSE_HEARTBEAT_SECONDS = 15  # a quiet event stream says the run's status this often, and ends once it is final
 RUN_STREAM_TTL_SECONDS = 24 * 3600  # a finished run's stream is dropped a day after SQL has it all
 RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and checkpoints; then SIGKILL
+# An engine whose ranks make no progress (no step, evaluation batch or bounded phase such as a checkpoint) for
+# this long is hung: its supervisor kills it and re-queues the run to resume from its checkpoint (docs/operations.md)
+RUN_HANG_TIMEOUT_SECONDS = env.get_int("TRAINYARD_RUN_HANG_TIMEOUT_S", 600, minimum=1)
+# a run queued in SQL this long, whose message the broker has not held for this long either, is sent again
+RUN_RECONCILE_GRACE_SECONDS = env.get_int("TRAINYARD_RECONCILE_GRACE_S", 30, minimum=0)
+RUN_HANG_STARTUP_SECONDS = 180  # torchrun's agent imports torch before any rank starts (and beats): at least this long
+RUN_HANG_KILL_GRACE_SECONDS = 5  # a hung engine gets SIGTERM, then SIGKILL (a hung rank cannot act on SIGTERM)
 WORKER_OFFLINE_AFTER_SECONDS = 20
 FLEET_HISTORY_DAYS = 7  # per-minute GPU utilisation and memory of every worker (the worker page's chart)
 # Multi-node runs (docs/operations.md): each node's worker waits this long for the rest of the gang, then gives

@@ -100,9 +100,11 @@ def child_environment(**overrides) -> dict:
     return environment
 
 
-def start_worker(*, queues: str, name: str, log: Path, concurrency: int = 1) -> subprocess.Popen:
-    """A real Celery worker subprocess on the test database and the test Redis (call with the db unblocked)."""
-    environment = child_environment()
+def start_worker(*, queues: str, name: str, log: Path, concurrency: int = 1,
+                 environment: dict | None = None) -> subprocess.Popen:
+    """A real Celery worker subprocess on the test database and the test Redis (call with the db unblocked);
+    `environment` overrides variables (another REDIS_URL, a short TRAINYARD_RUN_HANG_TIMEOUT_S)."""
+    environment = child_environment(**(environment or {}))
     with open(log, "wb") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-n", f"{name}@%h",

@@ -1,6 +1,6 @@
 """The supervisor of one run: writes the engine's spec, starts the engine in its own process group (under
 `torchrun` for several processes, directly for one), renews the run's lease, persists its events, relays a
-cancel, and records the outcome.
+cancel, stops a hung engine, and records the outcome.
 
 It never trains: the engine does, in the ranks torchrun starts or the one engine process (DESIGN.md). It runs inside a Celery
 prefork task, which cannot fork torch workers itself, hence the subprocess.
@@ -23,10 +23,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from trainer_app.models import Run, RunStatus
+from trainer_app.progress_watch import ProgressWatch
 from trainer_app.services import findings as finding_services
 from trainer_app.services import metrics as metric_services
 from trainer_app.services import runs as run_services
-from trainer_app.specs import gate_directory, run_directory, run_spec
+from trainer_app.specs import gate_directory, heartbeat_directory, run_directory, run_spec
 
 logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -65,6 +66,10 @@ class RunSupervisor:
         self.terminated_at: float | None = None
         self.gate: Path | None = None  # a sweep trial's epoch gate: the supervisor asks the pruner
         self.judged: set[int] = set()
+        self.watch: ProgressWatch | None = None  # the ranks' heartbeats: a hung engine is stopped and re-queued
+        self.watched_at = 0.0
+        self.broker_id: str | None = None  # the Redis server's run_id: another one means it restarted
+        self.stream_in_doubt = False  # Redis restarted or was away: the stream may have lost events
 
     def execute(self) -> str:
         run = Run.objects.select_related("dataset", "design", "queue", "fine_tuned_from").get(id=self.run_id)
@@ -74,6 +79,7 @@ class RunSupervisor:
         spec_path = directory / "spec.json"
         self.result_path = Path(spec["result_file"])
         self.result_path.unlink(missing_ok=True)  # a result left by an earlier delivery is not this one's
+        self.events_path = Path(spec["metrics"]["jsonl"]) if spec["metrics"].get("jsonl") else None
         spec_path.write_text(json.dumps(spec, indent=2))
         if run.sweep_id:
             self.gate = gate_directory(run)
@@ -82,11 +88,15 @@ class RunSupervisor:
         environment = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)),
                            PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
         log_path = directory / "engine.log"
+        self.watch = ProgressWatch(heartbeat_directory(run), ranks=nproc, timeout_s=settings.RUN_HANG_TIMEOUT_SECONDS,
+                                   startup_s=settings.RUN_HANG_STARTUP_SECONDS)
+        self.watch.reset()
         self.process = subprocess.Popen(
             self._command(spec_path, nproc), cwd=str(settings.BASE_DIR), env=environment,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )
+        self.watch.start()
         run_services.run_mark_running(run_id=self.run_id, owner=self.owner)
         reader = threading.Thread(target=self._read_output, args=(log_path,), daemon=True)
         reader.start()
@@ -116,6 +126,7 @@ class RunSupervisor:
                 close_old_connections()
                 ours, cancel = run_services.run_heartbeat(run_id=self.run_id, owner=self.owner)
                 self._persist()
+                self._watch_broker()
                 if not ours:
                     logger.warning("run %s: lease lost to another delivery; stopping this one", self.run_id)
                     self._stop(signal.SIGKILL)
@@ -129,9 +140,14 @@ class RunSupervisor:
                 self._stop(signal.SIGKILL)
             if self.gate is not None and code is None:
                 self._judge_epochs()
+            if code is None and self.terminated_at is None:
+                hung = self._hung(now)
+                if hung:
+                    return self._give_up_hung(hung)
             if code is not None:
                 self._stop(signal.SIGKILL)  # leave no rank behind, whatever torchrun did
                 self._persist()
+                self._backfill()
                 outcome = self._finish(code)
                 self._expire_stream()
                 return outcome
@@ -159,11 +175,107 @@ class RunSupervisor:
             write_json_atomically(answer, decision)
             self.judged.add(epoch)
 
+    def _hung(self, now: float) -> str | None:
+        """Why the engine counts as hung (no rank made progress for RUN_HANG_TIMEOUT_SECONDS), or None;
+        its heartbeat files are read about once a second."""
+        if self.watch is None or now - self.watched_at < 1.0:
+            return None
+        self.watched_at = now
+        return self.watch.hung(now)
+
+    def _give_up_hung(self, reason: str) -> str:
+        """Kill the hung engine (every process of it), then hand the run back: re-queued to resume from its last
+        checkpoint, or failed after MAX_DELIVERIES attempts (trainer_app/services/runs.py)."""
+        logger.error("run %s: %s; stopping it", self.run_id, reason)
+        self._kill_engine()
+        self._persist()
+        self._backfill()
+        status = run_services.run_give_up_attempt(run_id=self.run_id, owner=self.owner, reason=reason,
+                                                  log_tail=list(self.log_tail))
+        what = "re-queued to resume from its last checkpoint" if status == RunStatus.QUEUED else "failed"
+        self._stream_log("error", f"{reason}: the engine was stopped and the run {what}")
+        self._persist()
+        if status == RunStatus.FAILED:
+            self._expire_stream()
+            if self.gate is not None:
+                from trainer_app.services.sweeps import sweep_kick
+
+                sweep_kick(sweep_id=Run.objects.values_list("sweep_id", flat=True).get(id=self.run_id))
+        return f"hung, {status}" if status else "lease-lost"
+
+    def _kill_engine(self) -> None:
+        """SIGTERM to torchrun's process group, SIGKILL after RUN_HANG_KILL_GRACE_SECONDS to it and to every
+        rank (torchrun starts each rank in a session of its own; a stopped rank dies only of SIGKILL)."""
+        import psutil
+
+        try:
+            ranks = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            ranks = []
+        self._stop(signal.SIGTERM)
+        deadline = time.monotonic() + settings.RUN_HANG_KILL_GRACE_SECONDS
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self._stop(signal.SIGKILL)
+        for process in ranks:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        deadline = time.monotonic() + 10
+        while any(_running(process) for process in ranks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            logger.error("run %s: torchrun (pid %s) did not exit after SIGKILL", self.run_id, self.process.pid)
+
+    def _watch_broker(self) -> None:
+        """Note the Redis server's run_id at each beat: a new one means the server restarted, and the stream may
+        have lost entries the persister had not read yet (a server without persistence loses all of them)."""
+        from trainer_app.streams import redis_client
+
+        try:
+            server = redis_client().info("server").get("run_id")
+        except Exception:  # noqa: BLE001 - away for now (the engine keeps its events): the next beat looks again
+            self.stream_in_doubt = True
+            return
+        if self.broker_id is not None and server != self.broker_id:
+            logger.warning("run %s: Redis restarted (server %s, now %s); its lost events will be restored from "
+                           "rank 0's events file when the engine stops", self.run_id, self.broker_id, server)
+            self.stream_in_doubt = True
+        self.broker_id = server
+
+    def _backfill(self) -> None:
+        """After Redis restarted or was away during this attempt (down at its end, the engine's last events never
+        reached the stream): SQL takes what rank 0's JSON-lines file holds and the stream lost."""
+        if not self.stream_in_doubt or self.events_path is None:
+            return
+        try:
+            added = metric_services.metrics_backfill(run_id=self.run_id, path=self.events_path)
+        except Exception:  # noqa: BLE001 - the run's outcome matters more than a gap in its charts
+            logger.exception("run %s: restoring events from %s failed", self.run_id, self.events_path)
+            return
+        logger.warning("run %s: %d metric points the stream lost restored from %s", self.run_id, added,
+                       self.events_path)
+
+    def _stream_log(self, level: str, message: str) -> None:
+        """A line in the run's log, beside the engine's (the persister moves it to SQL)."""
+        from trainer_app.engine.metrics import encode
+        from trainer_app.streams import STREAM_MAXLEN, redis_client, run_stream_key
+
+        try:
+            redis_client().xadd(run_stream_key(self.run_id), {"kind": "log", "data": encode(
+                {"time": time.time(), "level": level, "message": message})}, maxlen=STREAM_MAXLEN, approximate=True)
+        except Exception:  # noqa: BLE001 - the run's error field says it too
+            logger.warning("run %s: could not write to its event stream: %s", self.run_id, message)
+
     def _persist(self) -> None:
         try:
             persisted = metric_services.metrics_persist(run_id=self.run_id)
         except Exception:  # the stream is a cache of the run's progress: retry at the next beat
             logger.exception("run %s: persisting events failed; will retry", self.run_id)
+            self.stream_in_doubt = True
             return
         if not persisted:
             return
@@ -218,6 +330,16 @@ class RunSupervisor:
 
             sweep_kick(sweep_id=Run.objects.values_list("sweep_id", flat=True).get(id=self.run_id))
         return status
+
+
+def _running(process) -> bool:
+    """Whether a process still runs (a zombie waiting for its new parent to reap it does not)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _last_matching(lines: list[str], needle: str) -> str:

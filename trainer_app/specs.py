@@ -34,7 +34,10 @@ def run_spec(run: Run) -> dict:
         "distributed": {"backend": "auto"},
         "result_file": str(directory / "result.json"),
         # a sweep trial asks its pruner after each epoch (the supervisor answers: trainer_app/runner.py)
-        "control": {"epoch_gate": str(gate_directory(run)) if run.sweep_id else None, "gate_timeout_s": 120},
+        "control": {"epoch_gate": str(gate_directory(run)) if run.sweep_id else None, "gate_timeout_s": 120,
+                    # each rank shows it makes progress; the supervisor stops a hung engine (trainer_app/runner.py)
+                    "heartbeat_dir": str(heartbeat_directory(run)),
+                    "heartbeat_every_s": min(2.0, max(0.2, settings.RUN_HANG_TIMEOUT_SECONDS / 5))},
         # a learning-rate finder sweeps the rate over one epoch instead of training (engine/trainer.py find_lr)
         # (1e-6 .. 1: six decades, so that even a one-epoch test of 20-50 steps has a few steps per decade)
         "lr_finder": {"start_lr": 1e-6, "end_lr": 1.0} if run.kind == "lr_finder" else None,
@@ -43,6 +46,10 @@ def run_spec(run: Run) -> dict:
 
 def gate_directory(run: Run) -> Path:
     return run_directory(run) / "gate"
+
+
+def heartbeat_directory(run: Run) -> Path:
+    return run_directory(run) / "heartbeat"
 
 
 WEIGHTS_FILE = "model.safetensors"  # inside each checkpoint directory (trainer_app/engine/checkpoint.py)

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -49,10 +50,15 @@ def wait_status(lab, run_id, statuses, timeout_s=180):
 
 
 def engine_processes(run_id):
+    """This test session's engine processes of the run (by its spec's full path: other sessions on the machine
+    have runs of the same id under their own MEDIA_ROOT)."""
+    from django.conf import settings
+
+    spec = str(Path(settings.MEDIA_ROOT) / "runs" / str(run_id) / "spec.json")
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info["cmdline"] or [])
-        if "trainer_app.engine" in cmdline and f"/runs/{run_id}/spec.json" in cmdline:
+        if "trainer_app.engine" in cmdline and spec in cmdline:
             found.append(process)
     return found
 
@@ -77,7 +83,7 @@ def test_a_run_succeeds_and_its_metrics_checkpoints_and_summary_land_in_sql(lab)
 
 @pytest.mark.usefixtures("celery_worker_process")
 def test_cancel_checkpoints_and_stops_and_resume_continues_without_duplicates(lab):
-    run_id = launch(lab, epochs=400, batch_size=32).json()["id"]  # far longer than the test: it is cancelled twice
+    run_id = launch(lab, epochs=600, batch_size=32).json()["id"]  # cancelled long before its end
     wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=120, message="a first checkpoint")
     cancelled = lab["client"].post(f"/api/runs/{run_id}/cancel/")
     assert cancelled.status_code == 200

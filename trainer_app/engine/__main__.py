@@ -1,6 +1,7 @@
 """``python -m trainer_app.engine SPEC.json``, normally under torchrun: the process exits with one of the
-codes in exit_codes. Kept thin: the parent-death signal and the stop request are set before the slow
-imports, so neither a SIGKILL of torchrun nor an early SIGTERM is missed."""
+codes in exit_codes. Kept thin: the parent-death signal, the stop request and the heartbeat are set before
+the slow imports, so neither a SIGKILL of torchrun nor an early SIGTERM is missed, and a supervisor sees
+the rank alive while torch loads."""
 import time
 
 STARTED = time.time()
@@ -8,6 +9,7 @@ STARTED = time.time()
 import sys  # noqa: E402
 
 from trainer_app.engine.distributed import StopRequest, set_parent_death_signal  # noqa: E402
+from trainer_app.engine.liveness import start_heartbeat  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -17,15 +19,20 @@ def main(argv: list[str]) -> int:
         print("usage: torchrun [--nproc-per-node N] -m trainer_app.engine SPEC.json\n"
               "       python -m trainer_app.engine SPEC.json   (one process, no torchrun)", file=sys.stderr)
         return 2
+    liveness = start_heartbeat(argv[1])
     try:
-        import psutil
+        try:
+            import psutil
 
-        process_start = psutil.Process().create_time()
-    except Exception:
-        process_start = STARTED
-    from trainer_app.engine.runner import run  # imports torch: seconds
+            process_start = psutil.Process().create_time()
+        except Exception:
+            process_start = STARTED
+        from trainer_app.engine.runner import run  # imports torch: seconds
 
-    return run(argv[1], stop=stop, marks={"process_start": process_start, "imports_done": time.time()})
+        return run(argv[1], stop=stop, marks={"process_start": process_start, "imports_done": time.time()},
+                   liveness=liveness)
+    finally:
+        liveness.done()
 
 
 if __name__ == "__main__":

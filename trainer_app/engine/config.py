@@ -337,16 +337,23 @@ class LrFinderSpec:
 
 @dataclass
 class ControlSpec:
-    """Outside control of the loop beyond SIGTERM: the epoch gate a sweep's pruner answers (engine/gate.py)."""
+    """Outside control of the loop beyond SIGTERM: the epoch gate a sweep's pruner answers (engine/gate.py), and
+    the heartbeat a supervisor watches (engine/liveness.py)."""
 
     epoch_gate: str | None = None
     """A directory: after each epoch rank 0 writes epoch-<n>.json there and waits for decision-<n>.json
     (continue or prune); null = no gate."""
     gate_timeout_s: float = 60.0
     """How long to wait for a decision before going on without one."""
+    heartbeat_dir: str | None = None
+    """A directory: each rank keeps rank-<RANK>.json there, rewritten while it makes progress, so that a
+    supervisor can tell a hung engine from a slow one (engine/liveness.py); null = none."""
+    heartbeat_every_s: float = 2.0
+    """How often each rank rewrites its heartbeat file."""
 
     def __post_init__(self) -> None:
         _positive_number(self.gate_timeout_s, "gate_timeout_s")
+        _positive_number(self.heartbeat_every_s, "heartbeat_every_s")
 
 
 @dataclass

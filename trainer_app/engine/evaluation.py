@@ -16,6 +16,7 @@ from torch import nn
 
 from .data import Preprocessor, SplitSource, eval_batches
 from .distributed import DistributedContext
+from .liveness import Liveness
 
 
 def macro_f1(confusion: torch.Tensor) -> float:
@@ -35,12 +36,13 @@ class Evaluator:
     """Evaluates the unwrapped model on a split; every rank calls it, each on its share."""
 
     def __init__(self, *, preprocessor: Preprocessor, context: DistributedContext, num_classes: int,
-                 batch_size: int, autocast=contextlib.nullcontext):
+                 batch_size: int, autocast=contextlib.nullcontext, liveness: Liveness | None = None):
         self.preprocessor = preprocessor
         self.context = context
         self.num_classes = num_classes
         self.batch_size = batch_size
         self.autocast = autocast
+        self.liveness = liveness or Liveness()  # each batch counts as progress: a long validation is no hang
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, source: SplitSource) -> tuple[dict[str, float], list[list[int]] | None]:
@@ -55,8 +57,10 @@ class Evaluator:
             model.train(was_training)
 
     def _batches(self, source: SplitSource):
-        return eval_batches(source, self.preprocessor, batch_size=self.batch_size, rank=self.context.rank,
-                            world_size=self.context.world_size)
+        for batch in eval_batches(source, self.preprocessor, batch_size=self.batch_size, rank=self.context.rank,
+                                  world_size=self.context.world_size):
+            yield batch
+            self.liveness.beat()
 
     def _classification(self, model, source):
         device = self.preprocessor.device

@@ -90,7 +90,9 @@ class RedisStreamSink(MetricSink):
     """XADD to one stream (``MAXLEN ~ maxlen``) from a writer thread, in pipelined batches.
 
     Events wait in memory while Redis is unreachable (up to ``max_pending``; the oldest are dropped past
-    that, with a warning) and are retried with a growing pause, so an outage never stops training.
+    that, with a warning) and are retried with a growing pause, so an outage never stops training: while the
+    last write failed, ``flush`` returns at once instead of waiting its timeout (at each epoch's end), and only
+    ``close`` waits for Redis to come back, up to its timeout.
     """
 
     def __init__(self, url: str, stream: str, *, maxlen: int = 200_000, client=None, batch: int = 500,
@@ -108,6 +110,7 @@ class RedisStreamSink(MetricSink):
         self._pending: collections.deque = collections.deque()
         self._in_flight = 0
         self._closing = False
+        self._failing = False  # the last write failed: Redis is away
         self._condition = threading.Condition()
         self._thread = threading.Thread(target=self._write_loop, name="redis-stream-sink", daemon=True)
         self._thread.start()
@@ -146,11 +149,13 @@ class RedisStreamSink(MetricSink):
                 pause = 0.2
                 with self._condition:
                     self._in_flight = 0
+                    self._failing = False
                     self._condition.notify_all()
             except Exception as error:  # redis errors, connection loss: keep the events, retry
                 with self._condition:
                     self._pending.extendleft(reversed(entries))
                     self._in_flight = 0
+                    self._failing = True
                     self._condition.notify_all()
                     closing = self._closing
                 logger.warning("metric stream %s: %s; retrying in %.1f s", self.stream, error, pause)
@@ -160,9 +165,14 @@ class RedisStreamSink(MetricSink):
                 pause = min(pause * 2, 5.0)
 
     def flush(self, timeout: float = 10.0) -> None:
+        self._drain(timeout, while_failing=False)
+
+    def _drain(self, timeout: float, *, while_failing: bool) -> None:
         deadline = time.monotonic() + timeout
         with self._condition:
             while (self._pending or self._in_flight) and self._thread.is_alive():
+                if self._failing and not while_failing:
+                    return  # Redis is away: the events wait in memory, training goes on
                 left = deadline - time.monotonic()
                 if left <= 0:
                     logger.warning("metric stream %s: %d events not written after %.0f s", self.stream,
@@ -171,7 +181,7 @@ class RedisStreamSink(MetricSink):
                 self._condition.wait(min(left, 0.1))
 
     def close(self, timeout: float = 10.0) -> None:
-        self.flush(timeout)
+        self._drain(timeout, while_failing=True)
         with self._condition:
             self._closing = True
             self._condition.notify_all()

@@ -32,6 +32,7 @@ from .optim import build_optimizer, build_scheduler
 from .rng import restore_rng_state, seed_everything, set_deterministic
 from .system import SystemMonitor
 from .gate import EpochGate
+from .liveness import Liveness
 from .trainer import Outcome, Trainer, TrainState
 
 logger = logging.getLogger("trainer_app.engine")
@@ -47,8 +48,11 @@ def configure_logging(rank: int) -> None:
     root.propagate = False
 
 
-def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -> int:
-    """Train the run a spec describes (a path, JSON text or a dict); returns the exit code."""
+def run(source, *, stop: StopRequest | None = None, marks: dict | None = None,
+        liveness: Liveness | None = None) -> int:
+    """Train the run a spec describes (a path, JSON text or a dict); returns the exit code. `liveness` is the
+    rank's heartbeat (engine/liveness.py), started by the entry point before the slow imports."""
+    liveness = liveness or Liveness()
     marks = dict(marks or {})
     marks.setdefault("imports_done", time.time())
     stop = stop or StopRequest().install()
@@ -80,7 +84,7 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -
         if context.any(stop.requested):  # cancelled while starting: skip loading and building
             outcome = Outcome(exit_codes.CANCELLED, "cancelled", "cancelled before training started", 0, 0)
         else:
-            outcome = _train(spec, context, events, stop, marks)
+            outcome = _train(spec, context, events, stop, marks, liveness)
     except REFUSALS as error:
         logger.error("refused: %s", error)
         outcome = Outcome(exit_codes.SPEC_REFUSED, "failed", str(error), 0, 0)
@@ -90,6 +94,7 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None) -
     finally:
         if handler is not None:
             logger.removeHandler(handler)
+    liveness.wait("finishing")  # flushing events and tearing down make no steps
     return _report(spec, context, events, outcome)
 
 
@@ -157,7 +162,7 @@ def _amp(spec: RunSpec, device: torch.device):
 
 
 def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop: StopRequest,
-           marks: dict) -> Outcome:
+           marks: dict, liveness: Liveness) -> Outcome:
     meta = read_meta(Path(spec.data.path))
     check_spec_against_dataset(spec, meta, world_size=context.world_size)
     autocast, scaler = _amp(spec, context.device)
@@ -168,7 +173,7 @@ def _train(spec: RunSpec, context: DistributedContext, events: EventWriter, stop
     splits = open_splits(spec.data.path, in_memory_limit_mb=spec.data.in_memory_limit_mb)
     marks["data_loaded"] = time.time()
     module = _build_module(spec, meta, context)
-    trainer = _assemble_trainer(spec, context, events, stop, meta, splits, module, autocast, scaler)
+    trainer = _assemble_trainer(spec, context, events, stop, meta, splits, module, autocast, scaler, liveness)
     marks["model_ready"] = time.time()
     events.status("running", f"training on {context.world_size} process(es), {context.device}",
                   startup=marks, resumed_from_step=trainer.state.step or None)
@@ -208,7 +213,7 @@ def _build_module(spec: RunSpec, meta, context: DistributedContext) -> nn.Module
 
 
 def _assemble_trainer(spec: RunSpec, context: DistributedContext, events: EventWriter, stop: StopRequest, meta,
-                      splits, module: nn.Module, autocast, scaler) -> Trainer:
+                      splits, module: nn.Module, autocast, scaler, liveness: Liveness | None = None) -> Trainer:
     """The Trainer and every collaborator it gets: batches, optimizer, schedule, checkpoints, evaluator."""
     per_rank_batch = spec.training.batch_size // context.world_size
     preprocessor = Preprocessor(meta, context.device)
@@ -232,7 +237,7 @@ def _assemble_trainer(spec: RunSpec, context: DistributedContext, events: EventW
     else:
         loss_fn = F.mse_loss
     evaluator = Evaluator(preprocessor=preprocessor, context=context, num_classes=meta.num_classes,
-                          batch_size=max(2 * per_rank_batch, 64), autocast=autocast)
+                          batch_size=max(2 * per_rank_batch, 64), autocast=autocast, liveness=liveness)
     gate = EpochGate(spec.control.epoch_gate, timeout_s=spec.control.gate_timeout_s, context=context, stop=stop) \
         if spec.control.epoch_gate else None
     return Trainer(model=model, module=module, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
@@ -240,7 +245,7 @@ def _assemble_trainer(spec: RunSpec, context: DistributedContext, events: EventW
                    events=events, context=context, stop=stop, spec=spec, state=state,
                    best_metric=resolved_best_metric(spec),
                    class_names=meta.class_names or [str(index) for index in range(meta.num_classes)],
-                   autocast=autocast, gate=gate)
+                   autocast=autocast, gate=gate, liveness=liveness)
 
 
 def _resume(spec: RunSpec, context: DistributedContext, checkpoints: CheckpointManager | None, module: nn.Module,

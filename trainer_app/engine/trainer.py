@@ -25,6 +25,7 @@ from .config import RunSpec
 from .data import Splits, TrainBatches
 from .distributed import DistributedContext, StopRequest
 from .evaluation import Evaluator
+from .liveness import Liveness
 from .metrics import EventWriter
 from .rng import capture_rng_state
 
@@ -95,7 +96,7 @@ class Trainer:
                  scaler, loss_fn, batches: TrainBatches, splits: Splits, evaluator: Evaluator,
                  checkpoints: CheckpointManager | None, events: EventWriter, context: DistributedContext,
                  stop: StopRequest, spec: RunSpec, state: TrainState, best_metric: tuple[str, str],
-                 class_names: list[str], autocast=contextlib.nullcontext, gate=None):
+                 class_names: list[str], autocast=contextlib.nullcontext, gate=None, liveness: Liveness | None = None):
         self.model = model  # what trains (DDP-wrapped with several ranks)
         self.module = module  # the bare model: evaluation, checkpoints
         self.optimizer = optimizer
@@ -116,6 +117,7 @@ class Trainer:
         self.class_names = class_names
         self.autocast = autocast
         self.gate = gate  # engine/gate.py: asked after each epoch whether to go on (a sweep's pruner)
+        self.liveness = liveness or Liveness()  # engine/liveness.py: steps are the progress a supervisor watches
         self._pruned_reason = ""
         self.regression = evaluator.preprocessor.regression
         self.epochs = self.training.epochs
@@ -133,6 +135,7 @@ class Trainer:
 
     def fit(self) -> Outcome:
         state = self.state
+        self.liveness.progress("training")
         self.events.progress(step=state.step, total_steps=int(self.total_steps), epoch=min(state.epoch + 1,
                              self.epochs), epochs=self.epochs)
         ending = None
@@ -211,6 +214,7 @@ class Trainer:
                 correct = (outputs.detach().float() - targets).abs().sum() * preprocessor.target_std
             else:
                 correct = (outputs.detach().argmax(1) == targets).sum()
+        self.liveness.beat()
         return loss.detach(), correct
 
     # --- the learning-rate range test -----------------------------------------------------------------
@@ -220,6 +224,7 @@ class Trainer:
         ``start_lr`` towards ``end_lr`` over at most one epoch; stops early once the smoothed loss has
         diverged. Emits ``lr_finder_loss`` (smoothed), ``train_loss`` (raw) and ``lr`` at each step, then
         ``lr_finder_suggested_lr`` and ``lr_finder_min_loss_lr``. Nothing is checkpointed."""
+        self.liveness.progress("finding the learning rate")
         steps = max(3, min(finder.steps or min(self.steps_per_epoch, 100), self.steps_per_epoch))
         ratio = finder.end_lr / finder.start_lr
         rates = [finder.start_lr * ratio ** (index / (steps - 1)) for index in range(steps)]
@@ -326,9 +331,11 @@ class Trainer:
         self.events.progress(step=state.step, total_steps=int(self.total_steps), epoch=state.epoch,
                              epochs=self.epochs)
         self._save_checkpoint(best=improved, epoch=state.epoch)
-        self.events.flush()
+        with self.liveness.waiting("sending events"):  # bounded by the sink's flush timeout
+            self.events.flush()
         if self.gate is not None:
-            reason = self.gate.ask(state.epoch, values)  # asked after the last epoch too: the judge records it
+            with self.liveness.waiting("waiting for the epoch gate"):  # bounded by the gate's timeout
+                reason = self.gate.ask(state.epoch, values)  # asked after the last epoch too: the judge records it
             if reason is not None and state.epoch < self.epochs:
                 self._pruned_reason = reason
                 logger.info("pruned after epoch %d: %s", state.epoch, reason)
@@ -373,6 +380,10 @@ class Trainer:
         """Every rank calls this (RNG states are gathered); rank 0 writes."""
         if self.checkpoints is None:
             return
+        with self.liveness.waiting("checkpointing"):
+            self._write_checkpoint(best=best, epoch=epoch)
+
+    def _write_checkpoint(self, *, best: bool, epoch: int | None) -> None:
         if self.state.batches_done:
             self._sync_correct()
         rng_states = self.context.gather_to_main(capture_rng_state())

@@ -35,6 +35,52 @@ def metrics_persist(*, run_id: int, client=None) -> int:
             return total
 
 
+BACKFILLED_KINDS = ("metrics", "checkpoint", "progress", "summary", "confusion_matrix")
+
+
+def metrics_backfill(*, run_id: int, path) -> int:
+    """Persist what rank 0's JSON-lines file (the spec's metrics.jsonl) holds and SQL lacks: the points and
+    checkpoints a Redis that restarted without them lost from the stream before they were persisted. Only
+    missing (name, step) points and checkpoint steps are added, so nothing is counted twice; progress, summary
+    and confusion matrix are replayed (idempotent). Log lines are not: they have no stable id outside the
+    stream (engine.log keeps them). Returns the number of points added."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return 0
+    have_points = set(MetricPoint.objects.filter(run_id=run_id).values_list("name", "step"))
+    have_checkpoints = set(Checkpoint.objects.filter(run_id=run_id).values_list("step", flat=True))
+    entries, added = [], set()
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines):
+            try:
+                event = json.loads(line)
+                kind, data = event["kind"], event["data"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a killed engine
+            if kind not in BACKFILLED_KINDS or not isinstance(data, dict):
+                continue
+            step = data.get("step", 0)
+            if kind == "metrics":
+                missing = {name: value for name, value in (data.get("values") or {}).items()
+                           if (name, step) not in have_points}
+                if not missing:
+                    continue
+                added.update((name, step) for name in missing)  # a later line (a resumed attempt) wins
+                data = {**data, "values": missing}
+            elif kind == "checkpoint":
+                if step in have_checkpoints:
+                    continue
+                have_checkpoints.add(step)
+            entries.append((f"jsonl-{number}", {"kind": kind, "data": json.dumps(data)}))
+    position = Run.objects.filter(id=run_id).values_list("stream_position", flat=True).first() or "0-0"
+    for start in range(0, len(entries), BATCH_ENTRIES):
+        _apply(run_id, entries[start:start + BATCH_ENTRIES], position)
+    return len(added)
+
+
 def _apply(run_id: int, entries: list, position: str) -> None:
     points: dict[tuple[str, int], tuple[float, float | None, float | None]] = {}
     run_changes: dict = {}

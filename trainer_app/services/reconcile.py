@@ -32,7 +32,7 @@ RUN_TASK = "trainer_app.tasks.run_execute"
 UNACKED_KEY = "unacked"
 MISSING_KEY = "trainyard:reconcile:missing"  # run id -> when a pass first found its message missing
 LOCK_KEY = "trainyard:reconcile:lock"
-GRACE_SECONDS = 30
+GRACE_SECONDS = 30  # settings.RUN_RECONCILE_GRACE_SECONDS (TRAINYARD_RECONCILE_GRACE_S) overrides it
 SCAN_CHUNK = 1000
 
 
@@ -102,7 +102,7 @@ def runs_reconcile(*, grace_seconds: float | None = None) -> dict[str, int]:
     """Send again the task of each run queued for longer than the grace period whose message the broker
     no longer holds, once it has been missing for the grace period too. Returns counts: requeued (sent
     again), missing (noticed, waiting out the grace period), present (messages in place)."""
-    grace = GRACE_SECONDS if grace_seconds is None else grace_seconds
+    grace = getattr(settings, "RUN_RECONCILE_GRACE_SECONDS", GRACE_SECONDS) if grace_seconds is None else grace_seconds
     client = _broker()
     lock = client.lock(LOCK_KEY, timeout=120)
     if not lock.acquire(blocking=False):  # another pass is at work (a slow one overlapping the next)

@@ -200,6 +200,32 @@ def _reaped_requeue_done() -> dict:
             "requeue_requested": False}
 
 
+def run_give_up_attempt(*, run_id: int, owner: str, reason: str, log_tail: list[str] | None = None) -> str:
+    """This delivery gives its run up (its engine hung and was killed): back to the queue to resume from its
+    last checkpoint, counted like a lost worker, or failed once it has had MAX_DELIVERIES. Returns the new
+    status, or "" when this delivery no longer owns the run. A broker that cannot take the message leaves the
+    run queued for the reconciler."""
+    ours = Q(id=run_id, lease_owner=owner, status__in=ACTIVE_STATUSES)
+    deliveries = Run.objects.filter(ours).values_list("deliveries", flat=True).first()
+    if deliveries is None:
+        return ""
+    if deliveries >= MAX_DELIVERIES:
+        changed = Run.objects.filter(ours).update(
+            status=RunStatus.FAILED, error=f"{reason}; lost {deliveries} times, not retried", lease_owner="",
+            finished_at=timezone.now(), cancel_requested=False, log_tail=log_tail or [])
+        return RunStatus.FAILED if changed else ""
+    if not Run.objects.filter(ours).update(
+            status=RunStatus.QUEUED, lease_owner="",
+            error=f"{reason}; re-queued to resume from its last checkpoint (attempt {deliveries} of {MAX_DELIVERIES})"):
+        return ""
+    logger.warning("run %s: %s; re-queued (delivery %s)", run_id, reason, deliveries)
+    try:
+        run_enqueue(run=Run.objects.select_related("queue").get(id=run_id))
+    except Exception:  # noqa: BLE001 - the run is queued in SQL: the reconciler sends it once the broker is back
+        logger.exception("run %s: the broker did not take its message; the reconciler will send it", run_id)
+    return RunStatus.QUEUED
+
+
 # --- launching ------------------------------------------------------------------------------------
 
 def config_key(*, dataset_id: int, design_id: int, config: dict, init: dict) -> str:

@@ -84,3 +84,16 @@ def test_system_metrics_are_sampled_once_per_step_that_moved():
     monitor.stop()
     assert [step for step, _ in points] == [5, 9]
     assert {"cpu_percent", "ram_mb"} <= set(points[0][1]) and points[0][1]["ram_mb"] > 10
+
+
+def test_while_redis_is_away_flush_returns_at_once_and_close_still_waits():
+    sink = RedisStreamSink("redis://127.0.0.1:1/0", "nowhere", maxlen=1000)
+    sink.emit("metrics", {"step": 1})
+    deadline = time.monotonic() + 5
+    while not sink._failing and time.monotonic() < deadline:  # the writer's first try failed
+        time.sleep(0.01)
+    started = time.perf_counter()
+    sink.flush(timeout=10)  # at each epoch's end: training must not wait for Redis
+    assert time.perf_counter() - started < 0.5
+    sink.close(timeout=0.5)  # the last events: worth waiting a little for
+    assert time.perf_counter() - started >= 0.5
