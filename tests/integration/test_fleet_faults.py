@@ -127,7 +127,8 @@ def test_a_poison_job_that_kills_its_worker_every_time_fails_after_three_deliver
         wait_until(lambda: not engine_processes(poison), timeout_s=30, message="its engine to die with it")
         Run.objects.filter(id=poison).update(heartbeat_at=run.heartbeat_at - timedelta(
             seconds=settings.RUN_LEASE_SECONDS + 1))  # the lease runs out (without waiting 30 s)
-        expected = {"requeued": 1, "failed": 0} if delivery < 3 else {"requeued": 0, "failed": 1}
+        expected = ({"requeued": 1, "failed": 0, "cancelled": 0} if delivery < 3
+                    else {"requeued": 0, "failed": 1, "cancelled": 0})
         assert run_services.runs_reap() == expected
     failed = Run.objects.get(id=poison)
     assert (failed.status, failed.error, failed.deliveries) == (RunStatus.FAILED, "worker lost 3 times", 3)

@@ -56,16 +56,28 @@ def test_the_reaper_requeues_an_expired_lease_and_fails_the_third_loss(run_facto
         counts = run_services.runs_reap()
         run.refresh_from_db()
         if delivery < 3:
-            assert counts == {"requeued": 1, "failed": 0} and run.status == RunStatus.QUEUED
+            assert counts == {"requeued": 1, "failed": 0, "cancelled": 0} and run.status == RunStatus.QUEUED
         else:
-            assert counts == {"requeued": 0, "failed": 1}
+            assert counts == {"requeued": 0, "failed": 1, "cancelled": 0}
             assert (run.status, run.error) == (RunStatus.FAILED, "worker lost 3 times")
+
+
+def test_a_run_whose_worker_dies_while_it_is_cancelled_ends_cancelled(run_factory, settings):
+    """Re-queued with its cancel still pending, no delivery would ever claim it: it waited forever."""
+    run = run_factory()
+    run_services.run_claim(run_id=run.pk, owner="w:1")
+    run_services.run_cancel(run=Run.objects.get(pk=run.pk))
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=settings.RUN_LEASE_SECONDS + 5))
+    assert run_services.runs_reap() == {"requeued": 0, "failed": 0, "cancelled": 1}
+    run.refresh_from_db()
+    assert (run.status, run.cancel_requested, run.lease_owner) == (RunStatus.CANCELLED, False, "")
+    assert "cancelled as asked" in run.error and run.finished_at is not None
 
 
 def test_the_reaper_leaves_live_runs_alone(run_factory):
     run = run_factory()
     run_services.run_claim(run_id=run.pk, owner="w:1")
-    assert run_services.runs_reap() == {"requeued": 0, "failed": 0}
+    assert run_services.runs_reap() == {"requeued": 0, "failed": 0, "cancelled": 0}
     assert Run.objects.get(pk=run.pk).status == RunStatus.STARTING
 
 

@@ -125,7 +125,7 @@ def test_a_run_whose_worker_is_killed_is_requeued_and_resumes_from_its_checkpoin
         lost_at = Run.objects.get(id=run_id).step
         Run.objects.filter(id=run_id).update(heartbeat_at=Run.objects.get(id=run_id).heartbeat_at
                                              - __import__("datetime").timedelta(seconds=settings.RUN_LEASE_SECONDS + 1))
-        assert run_services.runs_reap() == {"requeued": 1, "failed": 0}
+        assert run_services.runs_reap() == {"requeued": 1, "failed": 0, "cancelled": 0}
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)

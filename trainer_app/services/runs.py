@@ -169,11 +169,19 @@ def run_resume(*, run: Run) -> Run:
 
 
 def runs_reap() -> dict[str, int]:
-    """Re-queue runs whose lease expired (their worker died); fail those lost too often."""
+    """Re-queue runs whose lease expired (their worker died); fail those lost too often; a run whose cancel
+    was pending when its worker died ends cancelled (re-queued, it would wait forever: no delivery claims a
+    run that is asked to cancel)."""
     cutoff = timezone.now() - timedelta(seconds=settings.RUN_LEASE_SECONDS)
     expired = Q(status__in=ACTIVE_STATUSES) & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
-    counts = {"requeued": 0, "failed": 0}
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
     for run in Run.objects.filter(expired).select_related("queue"):
+        if run.cancel_requested and not run.requeue_requested:
+            counts["cancelled"] += Run.objects.filter(expired, id=run.pk, cancel_requested=True,
+                                                      requeue_requested=False).update(
+                status=RunStatus.CANCELLED, lease_owner="", finished_at=timezone.now(), cancel_requested=False,
+                error="its worker was lost while it stopped; cancelled as asked")
+            continue
         if run.deliveries >= MAX_DELIVERIES:
             failed = Run.objects.filter(expired, id=run.pk).update(
                 status=RunStatus.FAILED, error=f"worker lost {run.deliveries} times", lease_owner="",
