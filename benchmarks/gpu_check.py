@@ -5,12 +5,15 @@
 
 It runs the engine exactly as a worker starts it (``torchrun --standalone … -m trainer_app.engine SPEC``) and checks:
 
-1. the worker's GPU inventory (``trainer_app.hardware``): NVML and nvidia-smi agree on name and memory;
+1. the worker's GPU inventory (``trainer_app.hardware``): NVML, nvidia-smi and the torch.cuda fallback agree
+   on name and memory;
 2. NCCL DDP: a run with ``distributed.backend = nccl`` trains, and its events report the GPU's utilisation and
    memory (system metrics through NVML);
 3. AMP: fp32, bf16 and fp16 (GradScaler) runs of a ResNet-18 each learn (validation accuracy above chance), with
    their samples per second side by side;
-4. resume on the GPU: a run extended by one epoch resumes from its checkpoint and runs only that epoch;
+4. one process started directly (``python -m trainer_app.engine SPEC``, as the supervisor starts one process
+   on one node) trains on the GPU; resume on the GPU: a run extended by one epoch resumes from its checkpoint
+   and runs only that epoch;
 5. placement: with ``CUDA_VISIBLE_DEVICES`` empty (what a CPU job is given) an NCCL spec is refused with the
    engine's message, and an ``auto`` spec trains on the CPU with gloo;
 6. two ranks on one GPU with NCCL: what happens (NCCL refuses a GPU shared by two ranks of one communicator);
@@ -42,7 +45,7 @@ def report(name: str, ok: bool, **figures) -> None:
 
 
 def engine_run(work: Path, name: str, spec: dict, *, nproc: int = 1, env: dict | None = None,
-               timeout: float = 300) -> dict:
+               timeout: float = 300, direct: bool = False) -> dict:
     """Start the engine under torchrun as the worker does; its exit code, wall time, events and log."""
     run_dir = work / name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,8 @@ def engine_run(work: Path, name: str, spec: dict, *, nproc: int = 1, env: dict |
     spec_path = write_spec(run_dir / "spec.json", spec)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                "--nproc-per-node", str(nproc), "-m", "trainer_app.engine", str(spec_path)]
+    if direct:  # what the supervisor starts for one process on one node
+        command = [sys.executable, "-m", "trainer_app.engine", str(spec_path)]
     environment = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     started = time.perf_counter()
     try:
@@ -97,8 +102,12 @@ def check_inventory() -> None:
     agree = bool(via_nvml) and len(via_nvml) == len(via_smi) and all(
         a["name"] == b["name"] and abs(a["memory_total_mb"] - b["memory_total_mb"]) <= 2
         for a, b in zip(via_nvml, via_smi))
-    report("inventory", agree, nvml=via_nvml, nvidia_smi=via_smi, chosen=hardware.gpu_inventory(),
-           software=hardware.software_versions())
+    via_torch = hardware._torch_inventory()  # the fallback for nodes where neither NVML nor nvidia-smi answers
+    torch_agrees = len(via_torch) == len(via_nvml) and all(
+        a["name"] == b["name"] and abs(a["memory_total_mb"] - b["memory_total_mb"]) <= 0.02 * b["memory_total_mb"]
+        for a, b in zip(via_torch, via_nvml))
+    report("inventory", agree and (torch_agrees or not via_nvml), nvml=via_nvml, nvidia_smi=via_smi,
+           torch_cuda=via_torch, chosen=hardware.gpu_inventory(), software=hardware.software_versions())
 
 
 def base_spec(data: Path, *, preset: str, amp: str, backend: str, epochs: int, batch: int) -> dict:
@@ -189,6 +198,17 @@ def main() -> int:
                gpu0_util_max=max(metric_values(outcome["events"], "gpu0_util") or [None], key=lambda v: v or 0),
                gpu0_mem_mb_max=max(metric_values(outcome["events"], "gpu0_mem_mb") or [None], key=lambda v: v or 0),
                tail=None if ok else outcome["output"][-1500:])
+
+    # 3b: one process started directly, without torchrun (what the supervisor does for one process on one node)
+    spec = base_spec(data, preset=preset, amp="bf16", backend="auto", epochs=1, batch=batch)
+    outcome = engine_run(work, "direct-bf16", spec, direct=True)
+    gpu_keys = sorted({key for event in outcome["events"] if event["kind"] == "metrics"
+                       for key in event["data"].get("values", {}) if key.startswith("gpu")})
+    accuracy = last_metric(outcome["events"], "val_accuracy")
+    report("direct_launch_bf16", outcome["code"] == 0 and accuracy is not None and (cpu or bool(gpu_keys)),
+           exit_code=outcome["code"], wall_s=outcome["wall_s"], val_accuracy=accuracy, gpu_metrics=gpu_keys,
+           samples_per_s_median=median(metric_values(outcome["events"], "samples_per_s")),
+           tail=None if outcome["code"] == 0 else outcome["output"][-1500:])
 
     # 4: resume on the GPU: the fp32 run again with one more epoch continues from its checkpoint.
     spec = base_spec(data, preset=preset, amp="none", backend=backend, epochs=epochs + 1, batch=batch)

@@ -1,14 +1,19 @@
 """What a worker node has: CPUs, RAM, GPUs and software versions. No torch import (it costs seconds).
 
 GPUs come from NVML (the nvidia-ml-py package, a thin ctypes binding: no CUDA context is created) where the
-NVIDIA driver's library is present, else from ``nvidia-smi``, else there are none (a CPU-only node).
+NVIDIA driver's library is present, else from ``nvidia-smi``, else, on a node with NVIDIA device files that
+answered neither, from torch.cuda in a child process (once: names and memory totals only); else there are
+none (a CPU-only node).
 """
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import platform
 import shutil
 import subprocess
+import sys
 import threading
 from importlib import metadata
 
@@ -86,16 +91,47 @@ def _smi_inventory() -> list[dict]:
     return gpus
 
 
+TORCH_PROBE = """
+import json, torch
+gpus = []
+for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+    properties = torch.cuda.get_device_properties(index)
+    gpus.append({"index": index, "name": properties.name, "memory_total_mb": properties.total_memory // 2 ** 20,
+                 "uuid": str(getattr(properties, "uuid", "") or "")})
+print(json.dumps(gpus))
+"""
+
+
+def _torch_inventory() -> list[dict]:
+    """The GPUs torch.cuda sees, read in a child process (importing torch in a worker's heartbeat would cost
+    seconds and hundreds of MB). Utilisation, memory used and temperature are unknown this way (None)."""
+    try:
+        output = subprocess.run([sys.executable, "-c", TORCH_PROBE], capture_output=True, text=True, timeout=120,
+                                check=True).stdout
+        probed = json.loads(output.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as error:
+        logger.warning("no GPU inventory from torch.cuda either: %s", error)
+        return []
+    return [{**gpu, "memory_used_mb": None, "utilization": None, "temperature_c": None} for gpu in probed]
+
+
 def gpu_inventory() -> list[dict]:
     """One dict per GPU (index, name, memory_total_mb, memory_used_mb, utilization, temperature_c, uuid):
-    from NVML where it starts, else nvidia-smi; an empty list on CPU-only nodes."""
+    from NVML where it starts, else nvidia-smi, else torch.cuda where the node has NVIDIA device files (probed
+    once per process); an empty list on CPU-only nodes."""
     nvml = _nvml()
     if nvml is not None:
         try:
             return _nvml_inventory(nvml)
         except Exception as error:  # a driver hiccup must not stop the heartbeat: nvidia-smi may still answer
             logger.warning("NVML failed (%s): reading the GPUs with nvidia-smi", error)
-    return _smi_inventory()
+    gpus = _smi_inventory()
+    if gpus or not glob.glob("/dev/nvidia[0-9]*"):
+        return gpus
+    with _nvml_lock:
+        if "torch" not in _nvml_state:
+            _nvml_state["torch"] = _torch_inventory()
+        return [dict(gpu) for gpu in _nvml_state["torch"]]
 
 
 def _number(text: str) -> int | None:

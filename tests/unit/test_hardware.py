@@ -40,3 +40,13 @@ def test_unreadable_fields_are_none(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(hardware, "_nvml_state", {"module": None})
     assert hardware.gpu_inventory()[0]["utilization"] is None
+
+
+def test_the_torch_fallback_sees_no_gpu_on_a_cpu_machine():
+    """The child process that reads torch.cuda (for GPU nodes where neither NVML nor nvidia-smi answers; checked
+    on an H200 by benchmarks/gpu_check.py) answers an empty list here, without importing torch in this process."""
+    import sys
+
+    had_torch = "torch" in sys.modules
+    assert hardware._torch_inventory() == []
+    assert ("torch" in sys.modules) == had_torch
