@@ -222,6 +222,7 @@ SETTING_CONCEPTS = {
     "es_mode": "early-stopping", "es_patience": "early-stopping", "es_min_delta": "early-stopping",
     "seed": "reproducibility", "deterministic": "reproducibility", "random_crop": "augmentation",
     "hflip": "augmentation", "rotation": "augmentation", "color_jitter": "augmentation", "nproc_per_node": "ddp",
+    "nnodes": "multi-node",
     "gpus_per_node": "gpu-training", "queue": "job-queue", "fine_tune_from": "fine-tuning",
     "freeze": "freezing-layers", "model": "architectures",
     # the dataset form

@@ -133,7 +133,9 @@ def test_a_pruned_learning_rate_sweep_from_the_form_to_a_promoted_run(page, stac
 
     history = watch_until_finished(page)
     assert page.evaluate("() => window.sameDocument") is True, "the page reloaded"
-    assert len(history) >= 3 and history[0][0] < 6, f"the table did not fill in live: {history}"
+    # live: the table went through several states on this one page, starting before any trial had ended (the
+    # six warm-start trials may all be listed, waiting, from the first look: the controller enqueues them at once)
+    assert len(history) >= 3 and not set(history[0][1]) & FINAL_STATES, f"the table did not fill in live: {history}"
     expect(page.get_by_test_id("sweep-status")).to_have_attribute("data-status", "finished")
     expect(page.get_by_test_id("sweep-end-reason")).to_contain_text("all 6 trials ran")
     states = trial_states(page)
