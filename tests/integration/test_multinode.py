@@ -12,6 +12,7 @@ import pytest
 from safetensors.torch import load_file
 
 from tests.conftest import REPO, child_environment, wait_until
+from tests.integration.test_runs_end_to_end import wait_status
 from trainer_app.models import Dataset, Queue, Role, Run, RunNode, RunStatus, Worker
 from trainer_app.services.datasets import datasets_seed_samples
 from trainer_app.services.queues import queues_ensure_defaults
@@ -93,14 +94,6 @@ def launch(lab, *, nnodes: int, nproc_per_node: int, queue: str = QUEUE, **confi
     return lab["client"].post("/api/runs/", body, format="json")
 
 
-def wait_status(lab, run_id, statuses, timeout_s=240):
-    def reached():
-        body = lab["client"].get(f"/api/runs/{run_id}/").json()
-        return body if body["status"] in statuses else None
-
-    return wait_until(reached, timeout_s=timeout_s, interval_s=0.5, message=f"run {run_id} to reach {statuses}")
-
-
 def run_processes(run_id: int) -> list[psutil.Process]:
     """torchrun agents and engine ranks of this run, on any node (their spec lies in the run's directory)."""
     from django.conf import settings
@@ -143,7 +136,7 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
     Worker.objects.filter(name="node-b@busy").delete()
 
     workers.start("node-b")
-    body = wait_status(lab, gang, FINAL)
+    body = wait_status(lab, gang, FINAL, timeout_s=240)
     assert body["status"] == "succeeded", (body["error"], body["log_tail"])
     wait_until(lambda: set(RunNode.objects.filter(run_id=gang).values_list("state", flat=True)) == {"succeeded"},
                timeout_s=30, message="both nodes succeeded")
@@ -154,7 +147,7 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
     wait_until(lambda: not run_processes(gang), timeout_s=20, message="no process of the gang left")
 
     single = launch(lab, nnodes=1, nproc_per_node=2).json()["id"]
-    alone = wait_status(lab, single, FINAL)
+    alone = wait_status(lab, single, FINAL, timeout_s=240)
     assert alone["status"] == "succeeded", (alone["error"], alone["log_tail"])
     assert body["step"] == alone["step"] > 0
     for name in ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy"):
