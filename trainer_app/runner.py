@@ -2,8 +2,8 @@
 `torchrun` for several processes, directly for one), renews the run's lease, persists its events, relays a
 cancel, stops a hung engine, and records the outcome.
 
-It never trains: the engine does, in the ranks torchrun starts or the one engine process (DESIGN.md). It runs inside a Celery
-prefork task, which cannot fork torch workers itself, hence the subprocess.
+It never trains: the engine does, in the ranks torchrun starts or in the one engine process (DESIGN.md). It
+runs inside a Celery prefork task, which cannot fork torch workers itself, hence the subprocess.
 """
 from __future__ import annotations
 
