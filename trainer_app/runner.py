@@ -204,8 +204,9 @@ class RunSupervisor:
         return f"hung, {status}" if status else "lease-lost"
 
     def _kill_engine(self) -> None:
-        """SIGTERM to torchrun's process group, SIGKILL after RUN_HANG_KILL_GRACE_SECONDS to it and to every
-        rank (torchrun starts each rank in a session of its own; a stopped rank dies only of SIGKILL)."""
+        """SIGTERM to the engine's process group (torchrun's, or the one engine process's), SIGKILL after
+        RUN_HANG_KILL_GRACE_SECONDS to it and to every rank (torchrun starts each rank in a session of its own;
+        a stopped rank dies only of SIGKILL)."""
         import psutil
 
         try:
