@@ -15,7 +15,7 @@ from tests.e2e.test_shell import sign_in
 pytestmark = pytest.mark.e2e
 # Iris (120 training rows, 15 for validation), a 512×512 MLP, Adam at 0.01, batch 8, no weight decay: the
 # training loss falls to ~0 while the validation loss climbs from its minimum near epoch 7.
-OVERFIT = {"optimizer": "adam", "lr": 0.01, "batch_size": 8, "epochs": 120, "seed": 0}  # long enough to be seen running
+OVERFIT = {"optimizer": "adam", "lr": 0.01, "batch_size": 8, "epochs": 200, "seed": 0}  # long enough to be seen running
 
 
 @pytest.fixture(scope="module")

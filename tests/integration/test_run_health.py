@@ -138,7 +138,7 @@ def test_a_run_made_to_overfit_shows_the_warning_while_it_trains_and_in_the_grap
                          format="json").json()
     response = client.post("/api/runs/", {
         "project": lab["project"].id, "dataset": lab["iris"], "model": design["id"], "queue": "cpu",
-        "config": {"optimizer": "adam", "lr": 0.01, "batch_size": 8, "epochs": 120, "seed": 0}}, format="json")
+        "config": {"optimizer": "adam", "lr": 0.01, "batch_size": 8, "epochs": 400, "seed": 0}}, format="json")
     assert response.status_code == 201, response.json()
     run_id = response.json()["id"]
 
