@@ -26,6 +26,17 @@ def age(node, seconds):
     RunNode.objects.filter(pk=node.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=seconds))
 
 
+def started_gang(run_factory):
+    """A 2-node run whose gang started on workers a@h and b@h: (run, node 0, node 1), both fresh from SQL."""
+    a, b = worker("a@h"), worker("b@h")
+    run = run_factory(resources={"nnodes": 2})
+    leader, member = claim(run, a.name), claim(run, b.name)
+    assert node_services.run_gang_start(node=leader)
+    leader.refresh_from_db()
+    member.refresh_from_db()
+    return run, leader, member
+
+
 @pytest.mark.django_db
 @pytest.mark.sqlite_ok
 def test_a_gang_starts_only_when_every_slot_is_held_by_distinct_workers(run_factory, settings):
@@ -166,12 +177,7 @@ def test_rank_zeros_success_stands_when_a_node_fails_in_its_teardown(run_factory
     from trainer_app.engine import exit_codes
     from trainer_app.gang import GangLeaderSupervisor, GangMemberSupervisor
 
-    a, b = worker("a@h"), worker("b@h")
-    run = run_factory(resources={"nnodes": 2})
-    leader, member = claim(run, a.name), claim(run, b.name)
-    assert node_services.run_gang_start(node=leader)
-    leader.refresh_from_db()
-    member.refresh_from_db()
+    run, leader, member = started_gang(run_factory)
     result = tmp_path / "result.json"
     exit_codes.write_result(result, exit_code=exit_codes.SUCCEEDED, state="succeeded", message="finished 2 epochs",
                             run_id=str(run.pk), step=18, epoch=2, summary={})
@@ -215,12 +221,7 @@ def test_racing_deliveries_fill_each_slot_once(run_factory):
 def test_node_zero_names_itself_when_its_own_torchrun_died_first(run_factory, tmp_path):
     from trainer_app.gang import GangLeaderSupervisor
 
-    a, b = worker("a@h"), worker("b@h")
-    run = run_factory(resources={"nnodes": 2})
-    leader, member = claim(run, a.name), claim(run, b.name)
-    assert node_services.run_gang_start(node=leader)
-    leader.refresh_from_db()
-    member.refresh_from_db()
+    run, leader, member = started_gang(run_factory)
     node_services.run_node_finish(node=member, state=RunNodeState.FAILED, exit_code=1,
                                   error="its torchrun exited with code 1 (RuntimeError: Connection reset by peer)")
     supervisor = GangLeaderSupervisor(run.pk, leader.lease_owner, leader)
