@@ -78,6 +78,22 @@ def run_claim(*, run_id: int, owner: str, worker_name: str | None = None) -> boo
         return claimable.update(**changes) == 1
 
 
+def run_devices(resources: dict | None) -> set[str]:
+    """The GPU indices a run was given (its CUDA_VISIBLE_DEVICES), as strings."""
+    return {part for part in str((resources or {}).get("cuda_visible_devices") or "").split(",") if part}
+
+
+def devices_held(worker_id: int) -> set[str]:
+    """The GPU indices of a worker that its active runs and its multi-node slots hold."""
+    from trainer_app.services.nodes import node_devices_held
+
+    held = node_devices_held(worker_id)
+    for resources in Run.objects.filter(worker_id=worker_id, status__in=ACTIVE_STATUSES).values_list(
+            "resources", flat=True):
+        held |= run_devices(resources)
+    return held
+
+
 def _place_gpus(worker, needed: int) -> str | None:
     """`needed` GPU indices of this worker that no active run holds, as CUDA_VISIBLE_DEVICES ("0,1"), or None
     when there are not enough. Call inside a transaction: the worker's row lock serialises placements on
@@ -88,11 +104,7 @@ def _place_gpus(worker, needed: int) -> str | None:
     indices = [gpu.get("index", position) for position, gpu in enumerate(worker.gpus or [])]
     if len(indices) < needed:
         return None
-    from trainer_app.services.nodes import node_devices_held
-
-    held = node_devices_held(worker.pk)  # the slots of multi-node runs this worker holds
-    for resources in Run.objects.filter(worker=worker, status__in=ACTIVE_STATUSES).values_list("resources", flat=True):
-        held |= {part for part in str((resources or {}).get("cuda_visible_devices") or "").split(",") if part}
+    held = devices_held(worker.pk)
     free = [index for index in indices if str(index) not in held]
     if len(free) < needed:
         return None

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, Queue, Run, RunStatus, Worker
 from trainer_app.models.runs import QUEUE_ORDER
+from trainer_app.services.runs import devices_held, run_devices
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ def _gpus(resources: dict | None) -> int:
     return int((resources or {}).get("gpus_per_node") or 0)
 
 
-def _held(resources: dict | None) -> set[str]:
-    return {part for part in str((resources or {}).get("cuda_visible_devices") or "").split(",") if part}
-
-
 # --- the order in which waiting runs start ----------------------------------------------------------------------
 
 def _free_gpu_count(worker_name: str | None) -> int:
@@ -64,10 +61,7 @@ def _free_gpu_count(worker_name: str | None) -> int:
     if worker is None:
         return 0
     indices = {str(gpu.get("index", position)) for position, gpu in enumerate(worker["gpus"] or [])}
-    for resources in Run.objects.filter(worker_id=worker["id"], status__in=ACTIVE_STATUSES).values_list(
-            "resources", flat=True):
-        indices -= _held(resources)
-    return len(indices)
+    return len(indices - devices_held(worker["id"]))
 
 
 def run_claim_in_order(*, run_id: int, owner: str, worker_name: str | None = None) -> int | None:
@@ -297,15 +291,15 @@ def _gpu_victims(head: Run, worker_name: str | None) -> list[Run]:
     free = _free_gpu_count(worker.name)
     active = list(Run.objects.filter(worker=worker, status__in=ACTIVE_STATUSES).select_related("queue")
                   .order_by("-priority", F("started_at").desc(nulls_last=True)))
-    free += sum(len(_held(run.resources)) for run in active if run.cancel_requested)
+    free += sum(len(run_devices(run.resources)) for run in active if run.cancel_requested)
     chosen = []
     for run in active:
         if free >= needed:
             break
         if (not run.cancel_requested and run.queue.preemptible and run.priority > head.priority
-                and _held(run.resources)):
+                and run_devices(run.resources)):
             chosen.append(run)
-            free += len(_held(run.resources))
+            free += len(run_devices(run.resources))
     return chosen if free >= needed and chosen else []
 
 
