@@ -115,7 +115,7 @@ def test_a_poison_job_that_kills_its_worker_every_time_fails_after_three_deliver
         lab, faults_worker):  # noqa: F811
     """Each time the poison run starts, its worker's process dies (as if the job took the machine down); the
     reaper hands it out again until its third loss fails it, and a run queued behind it still succeeds."""
-    poison = launch(lab, dataset="wine", model="mlp", queue="faults", epochs=400).json()["id"]
+    poison = launch(lab, dataset="wine", model="mlp", queue="faults", epochs=5000).json()["id"]
     other = launch(lab, dataset="wine", model="mlp", queue="faults", epochs=1).json()["id"]
     for delivery in (1, 2, 3):
         run = wait_until(lambda: Run.objects.filter(id=poison, deliveries=delivery,

@@ -161,7 +161,7 @@ def test_a_two_node_run_waits_for_its_gang_then_matches_one_node_with_the_same_g
 def test_cancel_stops_every_node_of_the_gang(lab, workers):
     workers.start(*NODES)
     workers.wait_online(*NODES)
-    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=400).json()["id"]
+    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=2000).json()["id"]
     wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=180, message="a first checkpoint")
     assert lab["client"].post(f"/api/runs/{run_id}/cancel/").status_code == 200
     body = wait_status(lab, run_id, FINAL, timeout_s=120)
@@ -174,7 +174,7 @@ def test_cancel_stops_every_node_of_the_gang(lab, workers):
 def test_a_node_killed_mid_run_fails_the_run_cleanly_naming_the_node(lab, workers):
     workers.start(*NODES)
     workers.wait_online(*NODES)
-    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=400).json()["id"]
+    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=2000).json()["id"]
     wait_until(lambda: Run.objects.get(id=run_id).step > 20, timeout_s=180, message="training under way")
     member = RunNode.objects.get(run_id=run_id, node_rank=1)
     commands = {process: " ".join(process.cmdline()) for process in run_processes(run_id)}
@@ -194,7 +194,7 @@ def test_a_node_killed_mid_run_fails_the_run_cleanly_naming_the_node(lab, worker
 def test_a_node_whose_worker_dies_requeues_the_run_to_resume_on_a_new_gang(lab, workers):
     workers.start(*NODES)
     workers.wait_online(*NODES)
-    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=400).json()["id"]
+    run_id = launch(lab, nnodes=2, nproc_per_node=1, epochs=2000).json()["id"]
     wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=180, message="a first checkpoint")
     member = RunNode.objects.get(run_id=run_id, node_rank=1)
     doomed = workers.processes[member.worker_name.split("@")[0]]

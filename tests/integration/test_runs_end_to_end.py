@@ -116,7 +116,8 @@ def test_a_run_whose_worker_is_killed_is_requeued_and_resumes_from_its_checkpoin
 
     first = start_worker("doomed")
     try:
-        run_id = launch(lab, dataset="wine", model="mlp", queue="isolated", epochs=400, batch_size=16).json()["id"]
+        # long enough to be still running after the resume (the test cancels it)
+        run_id = launch(lab, dataset="wine", model="mlp", queue="isolated", epochs=5000, batch_size=16).json()["id"]
         wait_until(lambda: Run.objects.get(id=run_id).checkpoints.exists(), timeout_s=120, message="a checkpoint")
         os.killpg(first.pid, signal.SIGKILL)  # the whole worker dies, as with a lost machine
         first.wait()
