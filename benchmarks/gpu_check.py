@@ -17,7 +17,14 @@ It runs the engine exactly as a worker starts it (``torchrun --standalone … -m
 5. placement: with ``CUDA_VISIBLE_DEVICES`` empty (what a CPU job is given) an NCCL spec is refused with the
    engine's message, and an ``auto`` spec trains on the CPU with gloo;
 6. two ranks on one GPU with NCCL: what happens (NCCL refuses a GPU shared by two ranks of one communicator);
-7. throughput of the engine against a plain PyTorch loop with the data already on the GPU (the best case).
+7. throughput of the engine against a plain PyTorch loop with the data already on the GPU (the best case);
+8. preemption on the GPU: an fp16 run of one process on the GPU, started as the supervisor starts it
+   (directly, in a process group of its own), gets SIGTERM on its group mid-epoch (what the supervisor sends
+   when a run is cancelled or preempted), stops with the engine's CANCELLED code and a checkpoint at that
+   step, and the same spec started again resumes there (GradScaler state included) and ends at the planned
+   step count with no step trained twice.
+
+``--only preempt`` (names: inventory, ddp, direct, resume, placement, plain, preempt) runs a subset.
 
 Prints one line per check and a final SUMMARY JSON line; writes everything to --out.
 """
@@ -160,12 +167,81 @@ def plain_loop_throughput(data: Path, *, preset_builder, batch: int, epochs: int
     return samples / timed
 
 
+def check_preempt(work: Path, data: Path, *, preset: str, batch: int, cpu: bool) -> None:
+    """SIGTERM to the engine's process group mid-epoch, then the same spec again: it resumes at that step."""
+    import signal
+
+    epochs = 6
+    spec = base_spec(data, preset=preset, amp="bf16" if cpu else "fp16", backend="auto", epochs=epochs, batch=batch)
+    spec["metrics"]["log_every_steps"] = 1
+    first_dir = work / "preempted"
+    first_dir.mkdir(parents=True, exist_ok=True)
+    spec = {**spec, "run_id": "preempted"}
+    spec["checkpoint"] = {**spec["checkpoint"], "dir": str(first_dir / "checkpoints")}
+    spec["metrics"] = {**spec["metrics"], "jsonl": str(first_dir / "events.jsonl")}
+    spec_path = write_spec(first_dir / "spec.json", spec)
+    command = [sys.executable, "-m", "trainer_app.engine", str(spec_path)]  # one process: started directly
+    log = open(first_dir / "output.log", "w")
+    process = subprocess.Popen(command, cwd=str(ROOT), env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)  # its own group, as a worker's run
+    events_path = first_dir / "events.jsonl"
+    steps_per_epoch, signalled_at, epoch_ends = None, None, {}
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        events = read_events(events_path) if events_path.exists() else []
+        total = [event["data"]["total_steps"] for event in events if event["kind"] == "progress"]
+        steps = [event["data"]["step"] for event in events if event["kind"] == "metrics"]
+        if total and steps:
+            steps_per_epoch = total[0] // epochs
+            epoch_ends.setdefault(steps[-1] // steps_per_epoch, time.monotonic())  # events come at epoch ends
+            if 1 in epoch_ends and 2 in epoch_ends:  # the third epoch began: signal it in its middle
+                time.sleep((epoch_ends[2] - epoch_ends[1]) / 2)
+                signalled_at = steps[-1]
+                os.killpg(process.pid, signal.SIGTERM)  # what the supervisor sends on cancel and preemption
+                break
+        time.sleep(0.02)
+    try:
+        code = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        code = "timeout"
+    log.close()
+    result_file = first_dir / "checkpoints" / "result.json"
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    first_events = read_events(events_path) if events_path.exists() else []
+    stopped_at = result.get("step")
+    # the same spec again, in its own folder but on the same checkpoints: what a requeued run's next start does
+    resumed = engine_run(work, "preempted-resume", {**spec, "metrics": {**spec["metrics"], "jsonl": None}},
+                         direct=True)
+    total_steps = epochs * steps_per_epoch if steps_per_epoch else None
+    trained_before = [event["data"]["step"] for event in first_events
+                      if event["kind"] == "metrics" and "train_loss" in event["data"]["values"]]
+    trained_after = [event["data"]["step"] for event in resumed["events"]
+                     if event["kind"] == "metrics" and "train_loss" in event["data"]["values"]]
+    last_step = max(trained_after, default=None)
+    accuracy = last_metric(resumed["events"], "val_accuracy")
+    ok = (signalled_at is not None and result.get("exit_code") == 3 and stopped_at is not None
+          and stopped_at > signalled_at and stopped_at % steps_per_epoch != 0  # stopped mid-epoch
+          and resumed["code"] == 0 and bool(trained_after)
+          and min(trained_after) > stopped_at and last_step == total_steps
+          and not set(trained_before) & set(trained_after) and accuracy is not None and accuracy > 0.2)
+    report("preempt_and_resume", ok, signalled_at_step=signalled_at, stopped=result.get("message"),
+           stopped_at_step=stopped_at, exit_code=code, first_step_after_resume=min(trained_after, default=None),
+           last_step=last_step, planned_steps=total_steps, steps_trained_twice=sorted(set(trained_before) & set(trained_after)),
+           val_accuracy=accuracy, resume_wall_s=resumed["wall_s"],
+           tail=None if ok else (first_dir / "output.log").read_text()[-1500:] + resumed["output"][-1500:])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="where logs, events and the summary go")
     parser.add_argument("--cpu", action="store_true", help="check the script on a CPU-only machine (tiny sizes)")
     parser.add_argument("--samples", type=int, default=40_000, help="synthetic 3x32x32 images (80%% train)")
+    parser.add_argument("--only", nargs="+", metavar="CHECK",
+                        choices=("inventory", "ddp", "direct", "resume", "placement", "plain", "preempt"),
+                        help="run only these checks (resume and plain need ddp's runs)")
     arguments = parser.parse_args()
+    wanted = set(arguments.only or ("inventory", "ddp", "direct", "resume", "placement", "plain", "preempt"))
     work = arguments.out
     work.mkdir(parents=True, exist_ok=True)
     cpu = arguments.cpu
@@ -180,45 +256,49 @@ def main() -> int:
 
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}, "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}", flush=True)
-    check_inventory()
+    if "inventory" in wanted:
+        check_inventory()
 
-    # 2 and 3: NCCL DDP with fp32, bf16, fp16; GPU system metrics in the events.
-    throughput = {}
-    for amp in ("none", "bf16") if cpu else ("none", "bf16", "fp16"):
-        spec = base_spec(data, preset=preset, amp=amp, backend=backend, epochs=epochs, batch=batch)
-        outcome = engine_run(work, f"amp-{amp}", spec)
-        accuracy = last_metric(outcome["events"], "val_accuracy")
-        speed = metric_values(outcome["events"], "samples_per_s")
-        throughput[amp] = median(speed[len(speed) // 3:])  # past the first epoch's warm-up
+    throughput = {}  # samples/s of the ddp runs, by amp: the plain loop's comparison
+    if "ddp" in wanted:
+        # 2 and 3: NCCL DDP with fp32, bf16, fp16; GPU system metrics in the events.
+        for amp in ("none", "bf16") if cpu else ("none", "bf16", "fp16"):
+            spec = base_spec(data, preset=preset, amp=amp, backend=backend, epochs=epochs, batch=batch)
+            outcome = engine_run(work, f"amp-{amp}", spec)
+            accuracy = last_metric(outcome["events"], "val_accuracy")
+            speed = metric_values(outcome["events"], "samples_per_s")
+            throughput[amp] = median(speed[len(speed) // 3:])  # past the first epoch's warm-up
+            gpu_keys = sorted({key for event in outcome["events"] if event["kind"] == "metrics"
+                               for key in event["data"].get("values", {}) if key.startswith("gpu")})
+            ok = outcome["code"] == 0 and accuracy is not None and accuracy > 0.2 and (cpu or bool(gpu_keys))
+            report(f"ddp_{backend}_amp_{amp}", ok, exit_code=outcome["code"], wall_s=outcome["wall_s"],
+                   val_accuracy=accuracy, samples_per_s_median=throughput[amp], gpu_metrics=gpu_keys,
+                   gpu0_util_max=max(metric_values(outcome["events"], "gpu0_util") or [None], key=lambda v: v or 0),
+                   gpu0_mem_mb_max=max(metric_values(outcome["events"], "gpu0_mem_mb") or [None], key=lambda v: v or 0),
+                   tail=None if ok else outcome["output"][-1500:])
+
+    if "direct" in wanted:
+        # 3b: one process started directly, without torchrun (what the supervisor does for one process on one node)
+        spec = base_spec(data, preset=preset, amp="bf16", backend="auto", epochs=1, batch=batch)
+        outcome = engine_run(work, "direct-bf16", spec, direct=True)
         gpu_keys = sorted({key for event in outcome["events"] if event["kind"] == "metrics"
                            for key in event["data"].get("values", {}) if key.startswith("gpu")})
-        ok = outcome["code"] == 0 and accuracy is not None and accuracy > 0.2 and (cpu or bool(gpu_keys))
-        report(f"ddp_{backend}_amp_{amp}", ok, exit_code=outcome["code"], wall_s=outcome["wall_s"],
-               val_accuracy=accuracy, samples_per_s_median=throughput[amp], gpu_metrics=gpu_keys,
-               gpu0_util_max=max(metric_values(outcome["events"], "gpu0_util") or [None], key=lambda v: v or 0),
-               gpu0_mem_mb_max=max(metric_values(outcome["events"], "gpu0_mem_mb") or [None], key=lambda v: v or 0),
-               tail=None if ok else outcome["output"][-1500:])
+        accuracy = last_metric(outcome["events"], "val_accuracy")
+        report("direct_launch_bf16", outcome["code"] == 0 and accuracy is not None and (cpu or bool(gpu_keys)),
+               exit_code=outcome["code"], wall_s=outcome["wall_s"], val_accuracy=accuracy, gpu_metrics=gpu_keys,
+               samples_per_s_median=median(metric_values(outcome["events"], "samples_per_s")),
+               tail=None if outcome["code"] == 0 else outcome["output"][-1500:])
 
-    # 3b: one process started directly, without torchrun (what the supervisor does for one process on one node)
-    spec = base_spec(data, preset=preset, amp="bf16", backend="auto", epochs=1, batch=batch)
-    outcome = engine_run(work, "direct-bf16", spec, direct=True)
-    gpu_keys = sorted({key for event in outcome["events"] if event["kind"] == "metrics"
-                       for key in event["data"].get("values", {}) if key.startswith("gpu")})
-    accuracy = last_metric(outcome["events"], "val_accuracy")
-    report("direct_launch_bf16", outcome["code"] == 0 and accuracy is not None and (cpu or bool(gpu_keys)),
-           exit_code=outcome["code"], wall_s=outcome["wall_s"], val_accuracy=accuracy, gpu_metrics=gpu_keys,
-           samples_per_s_median=median(metric_values(outcome["events"], "samples_per_s")),
-           tail=None if outcome["code"] == 0 else outcome["output"][-1500:])
+    if "resume" in wanted:
+        # 4: resume on the GPU: the fp32 run again with one more epoch continues from its checkpoint.
+        spec = base_spec(data, preset=preset, amp="none", backend=backend, epochs=epochs + 1, batch=batch)
+        spec["checkpoint"]["dir"] = str(work / "amp-none" / "checkpoints")
+        outcome = engine_run(work, "resume", spec)
+        ran = epochs_run(outcome["events"])
+        report("resume", outcome["code"] == 0 and ran == [epochs + 1], exit_code=outcome["code"], epochs_run=ran,
+               wall_s=outcome["wall_s"], tail=None if outcome["code"] == 0 else outcome["output"][-1500:])
 
-    # 4: resume on the GPU: the fp32 run again with one more epoch continues from its checkpoint.
-    spec = base_spec(data, preset=preset, amp="none", backend=backend, epochs=epochs + 1, batch=batch)
-    spec["checkpoint"]["dir"] = str(work / "amp-none" / "checkpoints")
-    outcome = engine_run(work, "resume", spec)
-    ran = epochs_run(outcome["events"])
-    report("resume", outcome["code"] == 0 and ran == [epochs + 1], exit_code=outcome["code"], epochs_run=ran,
-           wall_s=outcome["wall_s"], tail=None if outcome["code"] == 0 else outcome["output"][-1500:])
-
-    if not cpu:
+    if not cpu and "placement" in wanted:
         # 5: a CPU job (CUDA_VISIBLE_DEVICES empty) is refused NCCL, and trains with auto (gloo on the CPU).
         spec = base_spec(data, preset="small_cnn", amp="none", backend="nccl", epochs=1, batch=64)
         refused = engine_run(work, "cpu-job-nccl", spec, env={"CUDA_VISIBLE_DEVICES": ""})
@@ -238,21 +318,25 @@ def main() -> int:
         report("two_ranks_one_gpu_nccl", True, exit_code=shared["code"], wall_s=shared["wall_s"],
                result=shared["result"], tail=shared["output"][-800:])
 
-    # 7: the engine against a plain loop with the data on the device (fp32 and bf16).
-    device = "cpu" if cpu else "cuda:0"
-    from trainer_app.engine.models import build_model
-    from trainer_app.engine.dataset_format import read_meta
+    if "plain" in wanted:
+        # 7: the engine against a plain loop with the data on the device (fp32 and bf16).
+        device = "cpu" if cpu else "cuda:0"
+        from trainer_app.engine.models import build_model
+        from trainer_app.engine.dataset_format import read_meta
 
-    meta = read_meta(data)
+        meta = read_meta(data)
 
-    def builder():
-        return build_model({"preset": preset}, meta.input_shape, meta.num_classes)
+        def builder():
+            return build_model({"preset": preset}, meta.input_shape, meta.num_classes)
 
-    for amp in ("none",) if cpu else ("none", "bf16"):
-        plain = plain_loop_throughput(data, preset_builder=builder, batch=batch, epochs=2, amp=amp, device=device)
-        engine = throughput.get(amp)
-        report(f"engine_vs_plain_{amp}", engine is not None, engine_samples_per_s=engine,
-               plain_samples_per_s=round(plain, 1), ratio=round(engine / plain, 3) if engine else None)
+        for amp in ("none",) if cpu else ("none", "bf16"):
+            plain = plain_loop_throughput(data, preset_builder=builder, batch=batch, epochs=2, amp=amp, device=device)
+            engine = throughput.get(amp)
+            report(f"engine_vs_plain_{amp}", engine is not None, engine_samples_per_s=engine,
+                   plain_samples_per_s=round(plain, 1), ratio=round(engine / plain, 3) if engine else None)
+
+    if "preempt" in wanted:  # 8
+        check_preempt(work, data, preset=preset, batch=batch, cpu=cpu)
 
     ok = all(entry["ok"] for entry in RESULTS.values())
     (work / "summary.json").write_text(json.dumps(RESULTS, indent=2, default=str))
