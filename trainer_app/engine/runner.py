@@ -72,7 +72,7 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None,
         logger.error("cannot join the job: %s", error)
         context = DistributedContext(rank=int(os.environ.get("RANK", "0")))
         outcome = Outcome(exit_codes.SPEC_REFUSED, "failed", str(error), 0, 0) if isinstance(error, SpecError) \
-            else Outcome(exit_codes.FAILED, "failed", f"{type(error).__name__}: {error}", 0, 0)
+            else _failed(error, stop)
         return _report(spec, context, _events_for(spec, context), outcome)
     configure_logging(context.rank)
     events = _events_for(spec, context)
@@ -90,12 +90,23 @@ def run(source, *, stop: StopRequest | None = None, marks: dict | None = None,
         outcome = Outcome(exit_codes.SPEC_REFUSED, "failed", str(error), 0, 0)
     except Exception as error:
         logger.exception("training failed")
-        outcome = Outcome(exit_codes.FAILED, "failed", f"{type(error).__name__}: {error}", 0, 0)
+        outcome = _failed(error, stop)
     finally:
         if handler is not None:
             logger.removeHandler(handler)
     liveness.wait("finishing")  # flushing events and tearing down make no steps
     return _report(spec, context, events, outcome)
+
+
+def _failed(error: Exception, stop: StopRequest) -> Outcome:
+    """The outcome of an exception. After this rank's SIGTERM it is the cancel's: a cancel or preemption that
+    lands while the job still starts can break its rendezvous or a peer that had no handler yet, and the
+    user asked it to stop (the error stays in the message)."""
+    message = f"{type(error).__name__}: {error}"
+    if stop.requested:
+        return Outcome(exit_codes.CANCELLED, "cancelled", f"cancelled ({stop.signal_name}); it stopped on {message}",
+                       0, 0)
+    return Outcome(exit_codes.FAILED, "failed", message, 0, 0)
 
 
 def _events_for(spec: RunSpec, context: DistributedContext) -> EventWriter:

@@ -228,8 +228,8 @@ def run_requeue(*, run: Run) -> Run:
 def run_requeue_after_stop(*, run_id: int, owner: str) -> bool:
     """Called when a supervised run stopped cancelled or failed: if it was asked to go back (requeued or
     preempted), it is waiting again at its place, with its delivery count reset (a preemption is no failure),
-    and resumes from the checkpoint it wrote when it stopped. (A SIGTERM that lands while the engine still
-    starts can end it as failed.) False when nobody asked for it."""
+    and resumes from the checkpoint it wrote when it stopped (a run stopped while it still started has none
+    and starts over). False when nobody asked for it."""
     from trainer_app.services.runs import run_enqueue
 
     with transaction.atomic():

@@ -20,7 +20,7 @@ DIGITS_RECIPE = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "batch_size": 
                  "schedule": {"type": "cosine"}}
 
 
-def train(directory: Path, dataset: Path, *, augmentation: dict | None = None,
+def train(directory: Path, dataset: Path, *, augmentation: dict | None = None, stop: StopRequest | None = None,
           **sections) -> tuple[int, list[dict], dict]:
     """Run the engine in this process; returns (exit code, events, result file)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -28,7 +28,7 @@ def train(directory: Path, dataset: Path, *, augmentation: dict | None = None,
                      **sections)
     if augmentation:
         spec["data"]["augmentation"] = augmentation
-    code = run(spec, stop=StopRequest())
+    code = run(spec, stop=stop or StopRequest())
     return code, read_events(directory / "events.jsonl"), json.loads((directory / "checkpoints/result.json").read_text())
 
 
@@ -238,6 +238,29 @@ def test_a_stop_requested_before_training_cancels_without_training(tmp_path, dig
     result = exit_codes.read_result(tmp_path / "checkpoints/result.json")
     assert result["state"] == "cancelled" and result["message"] == "cancelled before training started"
     assert not list((tmp_path / "checkpoints").glob("step-*"))
+
+
+class SignalledWhileStarting(StopRequest):
+    """A SIGTERM that lands after the engine's start-up check, while the run still starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.signal_number, self.asked = 15, 0
+
+    @property
+    def requested(self) -> bool:
+        self.asked += 1
+        return self.asked > 1
+
+
+def test_an_error_after_a_stop_request_ends_the_run_cancelled_with_the_error_in_its_message(tmp_path):
+    code, events, result = train(tmp_path, tmp_path / "no-such-dataset", training=DIGITS_RECIPE,
+                                 stop=SignalledWhileStarting())
+    assert code == exit_codes.CANCELLED
+    assert result["state"] == "cancelled"
+    assert result["message"].startswith("cancelled (SIGTERM); it stopped on FileNotFoundError") and "meta.json" in \
+        result["message"]
+    assert events[-1]["data"]["state"] == "cancelled" and events[-1]["data"]["exit_code"] == exit_codes.CANCELLED
 
 
 def _judge(gate_dir: Path, prune_at: int, stop: threading.Event, seen: list) -> None:
