@@ -111,7 +111,8 @@ def test_a_warm_shutdown_lets_the_running_run_finish_then_the_worker_exits(fleet
 
     Queue.objects.create(name="fleet-busy")
     process, worker = fleet_worker("busy", "fleet-busy")
-    response = launch(lab, queue="fleet-busy", epochs=400)  # ~20 s: still running when the shutdown comes
+    epochs = 600  # several seconds of training: still running when the shutdown comes
+    response = launch(lab, dataset="wine", model="mlp", batch_size=16, queue="fleet-busy", epochs=epochs)
     assert response.status_code == 201, response.json()
     run_id = response.json()["id"]
     wait_until(lambda: Run.objects.filter(pk=run_id, status=RunStatus.RUNNING, step__gt=0).exists(), timeout_s=120,
@@ -121,7 +122,8 @@ def test_a_warm_shutdown_lets_the_running_run_finish_then_the_worker_exits(fleet
     assert admin.post(f"/api/workers/{worker.id}/shutdown/").json()["status"] == "draining"
     time.sleep(1)
     assert process.poll() is None and Worker.objects.get(pk=worker.pk).status == WorkerStatus.DRAINING
+    assert Run.objects.get(pk=run_id).status == RunStatus.RUNNING, "the run ended before the shutdown: make it longer"
     assert process.wait(timeout=180) == 0
     run = Run.objects.get(pk=run_id)
-    assert (run.status, run.epoch, run.deliveries) == (RunStatus.SUCCEEDED, 400, 1)
+    assert (run.status, run.epoch, run.deliveries) == (RunStatus.SUCCEEDED, epochs, 1)
     assert Worker.objects.get(pk=worker.pk).status == WorkerStatus.OFFLINE
