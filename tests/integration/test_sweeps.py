@@ -245,6 +245,33 @@ def test_killing_the_controller_mid_sweep_loses_and_duplicates_no_trial(lab, dja
     assert all(trial["state"] == "complete" for trial in done["trials"]), done["trials"]
 
 
+def test_a_kick_that_finds_the_lock_held_steps_again_once_the_lock_is_free(lab, django_db_blocker, tmp_path):
+    """A controller killed mid-step leaves its lock until it expires; the kicks that came meanwhile are not
+    lost: the first that finds the lock held asks for one more step a few seconds later (only one waits)."""
+    import time
+
+    from trainer_app.services.sweeps import BUSY_RETRY_SECONDS
+    from trainer_app.streams import redis_client
+
+    redis = redis_client()
+    sweep_id = create(lab, n_trials=2, parallelism=2).json()["id"]
+    redis.delete("control")  # its first kick is lost (no control worker ran yet): only the retry can start it
+    held_until = time.monotonic() + 7  # longer than one retry's wait: the retry finds it held again
+    redis.set(f"trainyard:sweep:{sweep_id}:controller", "a-killed-controller", px=7000)
+    assert sweep_step(sweep_id=sweep_id) == "busy" and sweep_step(sweep_id=sweep_id) == "busy"
+    assert redis.llen("control") == 1, "one retry for both busy steps"
+    assert not Run.objects.filter(sweep_id=sweep_id).exists()
+    with django_db_blocker.unblock():
+        controller = start_worker(queues="control", name="control-retry", log=tmp_path / "control.log")
+    try:
+        wait_until(lambda: Run.objects.filter(sweep_id=sweep_id).count() == 2, timeout_s=60,
+                   message=f"the trials, launched by the step after the lock expired (retry {BUSY_RETRY_SECONDS} s)")
+        assert time.monotonic() >= held_until
+        assert lab["client"].post(f"/api/sweeps/{sweep_id}/stop/").json()["status"] == "stopped"
+    finally:
+        stop_worker(controller)
+
+
 @pytest.mark.usefixtures("celery_worker_process")
 def test_pause_resume_parallelism_stop_and_nothing_left_queued(lab, control_worker):
     response = create(lab, n_trials=8, parallelism=2, queue="cpu", config={"optimizer": "adam", "batch_size": 64, "epochs": 20,

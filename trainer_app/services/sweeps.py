@@ -4,6 +4,9 @@ The controller (``sweep_step``) is a short, idempotent reconciliation, not a lon
 study and the sweep's runs, records finished runs in the study (``tell``), launches trials up to the
 parallelism, and ends the sweep on its budget or target. It runs whenever a trial finishes, when a user
 acts on the sweep, and every few seconds from beat, under a Redis lock so that only one runs per sweep.
+A step that finds the lock held asks for one more step a few seconds later, so a kick that comes while
+another step runs is never lost; a controller killed mid-step holds the lock at most LOCK_SECONDS (a long
+step renews it as it launches trials).
 Killing it at any point loses and duplicates nothing: a trial Optuna handed out but that has no run yet
 is launched by the next step (one run per trial is a unique constraint), and a run that ended while no
 controller ran is recorded by the next step.
@@ -18,6 +21,7 @@ from datetime import timedelta
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from trainer_app import studies
 from trainer_app.models import (ACTIVE_STATUSES, SWEEP_ACTIVE, SWEEP_FINAL, Run, RunMetric, RunStatus, Sweep,
@@ -25,7 +29,10 @@ from trainer_app.models import (ACTIVE_STATUSES, SWEEP_ACTIVE, SWEEP_FINAL, Run,
 
 logger = logging.getLogger(__name__)
 
-LOCK_SECONDS = 120
+LOCK_SECONDS = 30
+"""How long a controller step's lock lives unless renewed: a controller killed mid-step blocks the sweep that long."""
+BUSY_RETRY_SECONDS = 5
+"""A step that found the lock held runs again this much later (one such retry waits per sweep)."""
 EPOCH_METRICS = {
     "classification": ("val_accuracy", "val_loss", "train_accuracy", "train_loss"),
     "regression": ("val_loss", "val_mae", "val_rmse", "val_r2", "train_loss", "train_mae"),
@@ -343,9 +350,18 @@ def sweep_step(*, sweep_id: int) -> str:
     """One controller step (see the module's docstring). Returns what it did, for logs and tests."""
     lock = _lock(sweep_id)
     if not lock.acquire(blocking=False):
+        _step_again_later(sweep_id)
         return "busy"
+
+    def keep_alive() -> bool:
+        try:
+            lock.reacquire()
+            return True
+        except LockError:  # expired and taken by another step: that one goes on from here
+            return False
+
     try:
-        return _step(sweep_id)
+        return _step(sweep_id, keep_alive=keep_alive)
     finally:
         try:
             lock.release()
@@ -353,7 +369,17 @@ def sweep_step(*, sweep_id: int) -> str:
             pass
 
 
-def _step(sweep_id: int) -> str:
+def _step_again_later(sweep_id: int) -> None:
+    """The lock is held (another step runs, or a killed controller's lock has yet to expire): one more step in
+    BUSY_RETRY_SECONDS, unless one is already waiting, so that what this kick was for is not lost."""
+    from trainer_app.streams import redis_client
+    from trainer_app.tasks import sweep_step as task
+
+    if redis_client().set(f"trainyard:sweep:{sweep_id}:retry", "1", nx=True, ex=BUSY_RETRY_SECONDS - 1):
+        task.apply_async(args=[sweep_id], queue="control", countdown=BUSY_RETRY_SECONDS)
+
+
+def _step(sweep_id: int, *, keep_alive=lambda: True) -> str:
     from optuna.trial import TrialState
 
     sweep = Sweep.objects.select_related("dataset", "design", "queue", "project", "created_by").filter(
@@ -414,6 +440,9 @@ def _step(sweep_id: int) -> str:
                 actions.append(f"trial {trial.number} launched as run {run.pk}")
             else:
                 actions.append(f"trial {trial.number} failed fast")
+            if not keep_alive():  # a long step renews its lock; one that lost it leaves the rest to the next
+                actions.append("the lock expired: the next step goes on")
+                break
     elif sweep.status in SWEEP_FINAL:
         _cancel_trials(sweep)  # nothing of an ended sweep stays queued or holds a worker
 
