@@ -55,7 +55,7 @@ up: install
 TEST_SIDE_REDIS_URL ?= redis://127.0.0.1:6379/8
 TEST_SQLITE_URL := sqlite:///$(CURDIR)/var/test-sqlite/trainyard.sqlite3
 SIDE_INTEGRATION := tests/integration/test_sweeps.py tests/integration/test_lr_finder.py \
-	tests/integration/test_run_health.py tests/integration/test_multinode.py tests/integration/test_fleet_faults.py
+	tests/integration/test_multinode.py tests/integration/test_fleet_faults.py
 
 test: $(STAMP_DEV) $(STAMP_NPM) $(STAMP_CHROMIUM)
 	@mkdir -p test-output
