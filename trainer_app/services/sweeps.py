@@ -6,7 +6,7 @@ parallelism, and ends the sweep on its budget or target. It runs whenever a tria
 acts on the sweep, and every few seconds from beat, under a Redis lock so that only one runs per sweep.
 A step that finds the lock held asks for one more step a few seconds later, so a kick that comes while
 another step runs is never lost; a controller killed mid-step holds the lock at most LOCK_SECONDS (a long
-step renews it as it launches trials).
+step renews it before each trial it launches).
 Killing it at any point loses and duplicates nothing: a trial Optuna handed out but that has no run yet
 is launched by the next step (one run per trial is a unique constraint), and a run that ended while no
 controller ran is recorded by the next step.
@@ -425,6 +425,9 @@ def _step(sweep_id: int, *, keep_alive=lambda: True) -> str:
         launched = len([trial for trial in counted if trial.state != TrialState.WAITING])  # ask() takes waiting first
         running_now = len(active)
         while running_now < sweep.parallelism and launched < sweep.n_trials:
+            if not keep_alive():  # a long step renews its lock before each trial; one that lost it stops here
+                actions.append("the lock expired: the next step goes on")
+                break
             if sweep.sampler == "grid" and _grid_exhausted(sweep, study):
                 break
             study = _study(sweep, trials_so_far=launched)
@@ -440,9 +443,6 @@ def _step(sweep_id: int, *, keep_alive=lambda: True) -> str:
                 actions.append(f"trial {trial.number} launched as run {run.pk}")
             else:
                 actions.append(f"trial {trial.number} failed fast")
-            if not keep_alive():  # a long step renews its lock; one that lost it leaves the rest to the next
-                actions.append("the lock expired: the next step goes on")
-                break
     elif sweep.status in SWEEP_FINAL:
         _cancel_trials(sweep)  # nothing of an ended sweep stays queued or holds a worker
 
