@@ -5,7 +5,9 @@ Each rank rewrites ``rank-<RANK>.json`` while it makes progress (steps, evaluati
 without steps that is bounded (starting, checkpointing, the epoch gate, finishing). The watch notes, on its
 own monotonic clock, when each file's ``seq`` last changed; the engine hung when the oldest of those is more
 than ``timeout_s`` ago. A rank writes its first file before it imports torch, but torchrun's own agent imports
-torch before it starts any rank: a rank that never wrote counts as hung only ``startup_s`` after the launch.
+torch before it starts any rank: while no rank wrote, the engine counts as hung only ``startup_s`` after the
+launch. The agent starts its ranks together, so once one rank wrote, one that has not yet counts as hung
+``timeout_s`` after that first word.
 A rank whose last word is ``done`` is not watched any more. Pure Python, no Django: it reads files.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class ProgressWatch:
         self.timeout_s = timeout_s
         self.startup_s = max(timeout_s, startup_s or 0)
         self.launched: float | None = None
+        self.first_word: float | None = None  # when this attempt's first rank file was seen
         self.seen: dict[str, tuple[int, float, str]] = {}  # file -> (seq, when it last changed, phase)
 
     def reset(self) -> None:
@@ -35,6 +38,7 @@ class ProgressWatch:
             path.unlink(missing_ok=True)
         self.seen.clear()
         self.launched = None
+        self.first_word = None
 
     def start(self, now: float | None = None) -> None:
         self.launched = time.monotonic() if now is None else now
@@ -49,6 +53,8 @@ class ProgressWatch:
             known = self.seen.get(path.name)
             if known is None or known[0] != seq:
                 self.seen[path.name] = (seq, now, phase)
+            if self.first_word is None:
+                self.first_word = now
 
     def hung(self, now: float | None = None) -> str | None:
         """Why the engine counts as hung ("no progress for N s: the engine hung (rank 1 training)"), or None."""
@@ -59,9 +65,12 @@ class ProgressWatch:
         watched = {name: (changed, phase) for name, (_, changed, phase) in self.seen.items() if phase != "done"}
         stale = sorted(name for name, (changed, _) in watched.items() if now - changed > self.timeout_s)
         missing = max(0, self.ranks - len(self.seen))
-        if missing and now - self.launched > self.startup_s:
-            return (f"no progress for {self.startup_s:g} s: the engine hung ({missing} rank(s) never started; "
-                    f"{len(self.seen)} did)")
+        if missing:
+            since, allowance = ((self.launched, self.startup_s) if self.first_word is None
+                                else (self.first_word, self.timeout_s))  # its peers started: it should have too
+            if now - since > allowance:
+                return (f"no progress for {allowance:g} s: the engine hung ({missing} rank(s) never started; "
+                        f"{len(self.seen)} did)")
         if not stale:
             return None
         where = ", ".join(f"{name.removesuffix('.json').replace('-', ' ')} {watched[name][1]}" for name in stale)

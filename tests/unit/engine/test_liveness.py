@@ -75,14 +75,22 @@ def test_the_watch_counts_from_each_ranks_last_change_and_names_the_stuck_one(tm
     assert "rank 0 training" in watch.hung(now=31)
 
 
-def test_a_rank_that_never_starts_counts_as_hung_after_the_startup_allowance(tmp_path):
+def test_no_rank_started_counts_as_hung_after_the_startup_allowance(tmp_path):
     watch = ProgressWatch(tmp_path, ranks=2, timeout_s=10, startup_s=30)
     watch.start(now=0)
-    write(tmp_path, 0, 1)
-    assert watch.hung(now=1) is None
+    assert watch.hung(now=29) is None  # torchrun's agent may still be importing torch
+    assert watch.hung(now=31) == "no progress for 30 s: the engine hung (2 rank(s) never started; 0 did)"
+
+
+def test_a_rank_that_never_starts_while_its_peer_did_counts_as_hung_after_the_timeout(tmp_path):
+    watch = ProgressWatch(tmp_path, ranks=2, timeout_s=10, startup_s=30)
+    watch.start(now=0)
+    assert watch.hung(now=5) is None
+    write(tmp_path, 0, 1)  # the agent started its ranks together: rank 1 should have written by now too
+    assert watch.hung(now=6) is None
     write(tmp_path, 0, 2)
-    assert watch.hung(now=29) is None
-    assert watch.hung(now=31) == "no progress for 30 s: the engine hung (1 rank(s) never started; 1 did)"
+    assert watch.hung(now=15) is None
+    assert watch.hung(now=17) == "no progress for 10 s: the engine hung (1 rank(s) never started; 1 did)"
 
 
 def test_an_earlier_attempts_files_do_not_count(tmp_path):
