@@ -41,9 +41,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from trainer_app.engine import exit_codes  # noqa: E402
 from trainer_app.engine.testing import make_spec, make_synthetic_images, read_events, write_spec  # noqa: E402
 
 RESULTS: dict = {}
+CHECKS = ("inventory", "ddp", "direct", "resume", "placement", "plain", "preempt")
 
 
 def report(name: str, ok: bool, **figures) -> None:
@@ -83,6 +85,12 @@ def engine_run(work: Path, name: str, spec: dict, *, nproc: int = 1, env: dict |
 def metric_values(events: list[dict], name: str) -> list[float]:
     return [event["data"]["values"][name] for event in events
             if event["kind"] == "metrics" and name in event["data"].get("values", {})]
+
+
+def train_steps(events: list[dict]) -> list[int]:
+    """The steps a run trained and logged (its train_loss points)."""
+    return [event["data"]["step"] for event in events
+            if event["kind"] == "metrics" and "train_loss" in event["data"]["values"]]
 
 
 def last_metric(events: list[dict], name: str):
@@ -206,28 +214,25 @@ def check_preempt(work: Path, data: Path, *, preset: str, batch: int, cpu: bool)
         os.killpg(process.pid, signal.SIGKILL)
         code = "timeout"
     log.close()
-    result_file = first_dir / "checkpoints" / "result.json"
-    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    result = exit_codes.read_result(first_dir / "checkpoints" / exit_codes.RESULT_FILE_NAME) or {}
     first_events = read_events(events_path) if events_path.exists() else []
     stopped_at = result.get("step")
     # the same spec again, in its own folder but on the same checkpoints: what a requeued run's next start does
     resumed = engine_run(work, "preempted-resume", {**spec, "metrics": {**spec["metrics"], "jsonl": None}},
                          direct=True)
     total_steps = epochs * steps_per_epoch if steps_per_epoch else None
-    trained_before = [event["data"]["step"] for event in first_events
-                      if event["kind"] == "metrics" and "train_loss" in event["data"]["values"]]
-    trained_after = [event["data"]["step"] for event in resumed["events"]
-                     if event["kind"] == "metrics" and "train_loss" in event["data"]["values"]]
+    trained_before, trained_after = train_steps(first_events), train_steps(resumed["events"])
     last_step = max(trained_after, default=None)
     accuracy = last_metric(resumed["events"], "val_accuracy")
-    ok = (signalled_at is not None and result.get("exit_code") == 3 and stopped_at is not None
+    ok = (signalled_at is not None and result.get("exit_code") == exit_codes.CANCELLED and stopped_at is not None
           and stopped_at > signalled_at and stopped_at % steps_per_epoch != 0  # stopped mid-epoch
           and resumed["code"] == 0 and bool(trained_after)
           and min(trained_after) > stopped_at and last_step == total_steps
           and not set(trained_before) & set(trained_after) and accuracy is not None and accuracy > 0.2)
     report("preempt_and_resume", ok, signalled_at_step=signalled_at, stopped=result.get("message"),
            stopped_at_step=stopped_at, exit_code=code, first_step_after_resume=min(trained_after, default=None),
-           last_step=last_step, planned_steps=total_steps, steps_trained_twice=sorted(set(trained_before) & set(trained_after)),
+           last_step=last_step, planned_steps=total_steps,
+           steps_trained_twice=sorted(set(trained_before) & set(trained_after)),
            val_accuracy=accuracy, resume_wall_s=resumed["wall_s"],
            tail=None if ok else (first_dir / "output.log").read_text()[-1500:] + resumed["output"][-1500:])
 
@@ -237,11 +242,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="where logs, events and the summary go")
     parser.add_argument("--cpu", action="store_true", help="check the script on a CPU-only machine (tiny sizes)")
     parser.add_argument("--samples", type=int, default=40_000, help="synthetic 3x32x32 images (80%% train)")
-    parser.add_argument("--only", nargs="+", metavar="CHECK",
-                        choices=("inventory", "ddp", "direct", "resume", "placement", "plain", "preempt"),
+    parser.add_argument("--only", nargs="+", metavar="CHECK", choices=CHECKS,
                         help="run only these checks (resume and plain need ddp's runs)")
     arguments = parser.parse_args()
-    wanted = set(arguments.only or ("inventory", "ddp", "direct", "resume", "placement", "plain", "preempt"))
+    wanted = set(arguments.only or CHECKS)
     work = arguments.out
     work.mkdir(parents=True, exist_ok=True)
     cpu = arguments.cpu

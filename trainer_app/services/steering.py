@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from trainer_app.models import ACTIVE_STATUSES, Queue, Run, RunStatus, Worker
 from trainer_app.models.runs import QUEUE_ORDER
-from trainer_app.services.runs import devices_held, run_devices
+from trainer_app.services.runs import (_queue_check_resources, devices_held, run_claim, run_devices, run_enqueue,
+                                       run_resume)
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ def run_claim_in_order(*, run_id: int, owner: str, worker_name: str | None = Non
     worker: one ahead of it in the queue's order when one fits, else the run itself (services.runs.run_claim
     does each claim, with its checks). Returns the id of the run claimed, or None. A run whose message started
     another run is sent again. Multi-node runs keep their own claim."""
-    from trainer_app.services.runs import run_claim, run_enqueue
-
     row = (Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False)
            .values("queue_id", "priority", "queue_order", "resources").first())
     if row is None:
@@ -110,7 +109,6 @@ def _target_queue(*, run: Run, queue_name: str) -> Queue:
     from trainer_app.selectors import user_project_role
     from trainer_app.selectors.fleet import queues_usable
     from trainer_app.services.queues import queue_allowed_for
-    from trainer_app.services.runs import _queue_check_resources
 
     queue = Queue.objects.filter(name=queue_name).first()
     if queue is None:
@@ -161,8 +159,6 @@ def run_move(*, run: Run, direction: str | None = None, priority: int | None = N
     """Move a waiting run: one place up or down in its queue, to its top or bottom (taking the priority of the
     runs it joins), to another priority (0 highest .. 9), or to another queue (that takes its resources and its
     owner's role; it keeps its age there and takes the queue's priority unless one is given)."""
-    from trainer_app.services.runs import run_enqueue
-
     if direction is None and priority is None and not queue_name:
         raise ValidationError({"detail": "Say where to move the run: direction (up, down, top or bottom), priority "
                                          "(0 highest .. 9 lowest) or queue (a queue's name)."})
@@ -207,8 +203,6 @@ def run_requeue(*, run: Run) -> Run:
     """Put a run back in its queue: a running one checkpoints and stops first, then waits at its place; a
     cancelled, failed or lost one waits behind the runs already waiting at its priority and resumes from its
     last checkpoint."""
-    from trainer_app.services.runs import run_resume
-
     if run.status == RunStatus.QUEUED:
         raise SteeringConflict({"status": f"Run {run.pk} is already waiting in queue {run.queue.name}."})
     if run.status in ACTIVE_STATUSES:
@@ -230,8 +224,6 @@ def run_requeue_after_stop(*, run_id: int, owner: str) -> bool:
     preempted), it is waiting again at its place, with its delivery count reset (a preemption is no failure),
     and resumes from the checkpoint it wrote when it stopped (a run stopped while it still started has none
     and starts over). False when nobody asked for it."""
-    from trainer_app.services.runs import run_enqueue
-
     with transaction.atomic():
         if Run.objects.filter(id=run_id, lease_owner=owner, status__in=ACTIVE_STATUSES, cancel_requested=True,
                               requeue_requested=True).update(

@@ -350,7 +350,7 @@ def sweep_step(*, sweep_id: int) -> str:
     """One controller step (see the module's docstring). Returns what it did, for logs and tests."""
     lock = _lock(sweep_id)
     if not lock.acquire(blocking=False):
-        _step_again_later(sweep_id)
+        _step_again_later(sweep_id, lock.redis)
         return "busy"
 
     def keep_alive() -> bool:
@@ -369,13 +369,12 @@ def sweep_step(*, sweep_id: int) -> str:
             pass
 
 
-def _step_again_later(sweep_id: int) -> None:
+def _step_again_later(sweep_id: int, redis) -> None:
     """The lock is held (another step runs, or a killed controller's lock has yet to expire): one more step in
     BUSY_RETRY_SECONDS, unless one is already waiting, so that what this kick was for is not lost."""
-    from trainer_app.streams import redis_client
     from trainer_app.tasks import sweep_step as task
 
-    if redis_client().set(f"trainyard:sweep:{sweep_id}:retry", "1", nx=True, ex=BUSY_RETRY_SECONDS - 1):
+    if redis.set(f"trainyard:sweep:{sweep_id}:retry", "1", nx=True, ex=BUSY_RETRY_SECONDS - 1):
         task.apply_async(args=[sweep_id], queue="control", countdown=BUSY_RETRY_SECONDS)
 
 
