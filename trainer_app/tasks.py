@@ -31,7 +31,8 @@ def run_execute(self, run_id: int) -> str:
 
     from trainer_app.models import Run
 
-    if run_delivered_elsewhere(run_id=run_id, queue_name=(self.request.delivery_info or {}).get("routing_key")):
+    queue_name = (self.request.delivery_info or {}).get("routing_key")
+    if run_delivered_elsewhere(run_id=run_id, queue_name=queue_name):
         return "moved"  # an admin moved the run to another queue, which got a message of its own
     if Run.objects.filter(id=run_id, queue__paused=True, status="queued").exists():
         # A paused queue accepts runs but starts none: come back later, without holding this worker.
@@ -44,8 +45,10 @@ def run_execute(self, run_id: int) -> str:
     worker_name = self.request.hostname
     owner = f"{worker_name}:{self.request.id}"
     # The first waiting run of the queue that fits here starts, which may be another than run_id (steering.py).
-    claimed = run_claim_in_order(run_id=run_id, owner=owner, worker_name=worker_name)
+    claimed = run_claim_in_order(run_id=run_id, owner=owner, worker_name=worker_name, queue_name=queue_name)
     if claimed is None:
+        if run_delivered_elsewhere(run_id=run_id, queue_name=queue_name):
+            return "moved"  # it was moved while this delivery was on its way to the claim
         if Run.objects.filter(id=run_id, status="queued", cancel_requested=False).exists():
             # Still queued, so its queue is at max_concurrent or this worker has too few free GPUs: like a
             # paused queue, come back later (to this worker or another), once lower-priority runs of

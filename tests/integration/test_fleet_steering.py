@@ -73,6 +73,21 @@ def test_a_delivery_starts_the_first_waiting_run_and_sends_its_own_run_again(run
 
 @pytest.mark.django_db
 @pytest.mark.sqlite_ok
+def test_a_delivery_from_the_queue_a_run_was_moved_out_of_claims_nothing(waiting):
+    """The task checks where its run is before it claims; a move that lands between that check and the claim
+    must still win (CI saw a run moved to a queue no worker consumes started by its old queue's message)."""
+    queue, (a, b, _c, _d) = waiting
+    Queue.objects.create(name="parked")
+    steering.run_move(run=Run.objects.get(pk=a), queue_name="parked")
+    assert steering.run_claim_in_order(run_id=a, owner="w:old", queue_name="steer") is None
+    assert not run_services.run_claim(run_id=a, owner="w:old", queue_id=queue.pk)
+    assert Run.objects.filter(pk=a, status=RunStatus.QUEUED, started_at__isnull=True).exists()
+    assert steering.run_claim_in_order(run_id=b, owner="w:b", queue_name="steer") == b, "the others still start"
+    assert steering.run_claim_in_order(run_id=a, owner="w:new", queue_name="parked") == a
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
 def test_a_run_ahead_that_does_not_fit_this_worker_is_passed(run_factory):
     from tests.integration.test_fleet_placement import gpu_worker
 

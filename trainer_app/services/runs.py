@@ -42,15 +42,19 @@ def run_enqueue(*, run: Run, fresh: bool = False) -> None:
     transaction.on_commit(send)
 
 
-def run_claim(*, run_id: int, owner: str, worker_name: str | None = None) -> bool:
+def run_claim(*, run_id: int, owner: str, worker_name: str | None = None, queue_id: int | None = None) -> bool:
     """Take a queued run for this delivery. False when the run is cancelled, finished, or claimed
-    by a delivery that is still alive (that delivery does nothing), when its queue already has
+    by a delivery that is still alive (that delivery does nothing), when it is no longer in `queue_id` (the
+    queue the delivery came from: an admin moved it, and its new queue got a message of its own), when its
+    queue already has
     `max_concurrent` runs starting or running, or when this worker has fewer free GPUs than the run needs
     (the task comes back later). A claimed run gets its own CUDA_VISIBLE_DEVICES: GPUs of this worker that
     no other active run holds (none for a CPU job, which then sees no GPU)."""
     now = timezone.now()
     worker = Worker.objects.filter(name=worker_name).first() if worker_name else None
     claimable = Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False)
+    if queue_id is not None:  # a column of the run's own row: the conditional update re-checks it under its lock
+        claimable = claimable.filter(queue_id=queue_id)
     changes = {"status": RunStatus.STARTING, "lease_owner": owner, "heartbeat_at": now,
                "deliveries": F("deliveries") + 1, "worker": worker, "error": "", "started_at": now}
     row = claimable.values_list("queue_id", "queue__max_concurrent", "resources").first()

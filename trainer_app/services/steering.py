@@ -14,6 +14,7 @@ its place kept, so it resumes from the checkpoint it just wrote.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.core.exceptions import ValidationError
@@ -65,23 +66,32 @@ def _free_gpu_count(worker_name: str | None) -> int:
     return len(indices - devices_held(worker["id"]))
 
 
-def run_claim_in_order(*, run_id: int, owner: str, worker_name: str | None = None) -> int | None:
+def run_claim_in_order(*, run_id: int, owner: str, worker_name: str | None = None,
+                       queue_name: str | None = None) -> int | None:
     """Claim, for this delivery of `run_id`'s task, the first waiting run of its queue that can start on this
     worker: one ahead of it in the queue's order when one fits, else the run itself (services.runs.run_claim
     does each claim, with its checks). Returns the id of the run claimed, or None. A run whose message started
-    another run is sent again. Multi-node runs keep their own claim."""
+    another run is sent again. Multi-node runs keep their own claim. `queue_name` is the Celery queue the
+    delivery came from: a run moved out of it meanwhile is not claimed by it (every claim re-checks the run's
+    queue in the same statement, so a move that lands between the task's first check and the claim wins)."""
     row = (Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False)
            .values("queue_id", "priority", "queue_order", "resources").first())
     if row is None:
         return None
+    queue_id = row["queue_id"]
+    if queue_name:
+        delivered_from = Queue.all_objects.filter(name=queue_name).values_list("id", flat=True).first()
+        if delivered_from != queue_id:
+            return None  # moved away: its new queue got a message of its own
+    claim = functools.partial(run_claim, owner=owner, worker_name=worker_name, queue_id=queue_id)
     if not _single_node(row["resources"]):
-        return run_id if run_claim(run_id=run_id, owner=owner, worker_name=worker_name) else None
+        return run_id if claim(run_id=run_id) else None
     free = _free_gpu_count(worker_name)
     ahead = (_waiting(row["queue_id"]).filter(_ahead_of(row["priority"], row["queue_order"], run_id))
              .order_by(*QUEUE_ORDER).values_list("id", "resources")[:CANDIDATES])
     fitting = [candidate for candidate, resources in ahead if _single_node(resources) and _gpus(resources) <= free]
     for candidate in [*fitting[:CLAIM_TRIES], run_id]:
-        if not run_claim(run_id=candidate, owner=owner, worker_name=worker_name):
+        if not claim(run_id=candidate):
             continue
         if candidate != run_id:
             logger.debug("a delivery of run %s started run %s, ahead of it in its queue; run %s is sent again",
