@@ -31,6 +31,7 @@ from trainer_app.models import ACTIVE_STATUSES, Run, RunNode, RunNodeState, RunS
 from trainer_app.runner import LOG_TAIL_LINES, POLL_SECONDS, RunSupervisor, _die_with_parent, _engine_error
 from trainer_app.services import nodes as node_services
 from trainer_app.services import runs as run_services
+from trainer_app.services.steering import run_delivered_elsewhere
 from trainer_app.specs import run_directory, run_spec
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,11 @@ def gang_execute(task, run_id: int) -> str:
     gang, run this node. Retries (the message comes back) when no slot is free here or the gang did not form."""
     worker_name = task.request.hostname
     owner = f"{worker_name}:{task.request.id}"
-    node = node_services.run_node_claim(run_id=run_id, owner=owner, worker_name=worker_name)
+    queue_name = (task.request.delivery_info or {}).get("routing_key")
+    node = node_services.run_node_claim(run_id=run_id, owner=owner, worker_name=worker_name, queue_name=queue_name)
     if node is None:
+        if run_delivered_elsewhere(run_id=run_id, queue_name=queue_name):
+            return "moved"  # an admin moved it after the task's first check: its new queue has messages of its own
         if Run.objects.filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False).exists():
             raise task.retry(countdown=random.uniform(2, 6), max_retries=None)
         return "not-claimed"

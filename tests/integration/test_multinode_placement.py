@@ -39,6 +39,22 @@ def started_gang(run_factory):
 
 @pytest.mark.django_db
 @pytest.mark.sqlite_ok
+def test_a_delivery_from_the_queue_a_gang_was_moved_out_of_claims_no_slot(run_factory):
+    from trainer_app.models import Queue
+    from trainer_app.services.steering import run_move
+
+    a = worker("a@h")
+    run = run_factory(resources={"nnodes": 2})
+    old = run.queue.name
+    Queue.objects.create(name="parked")
+    run_move(run=run, queue_name="parked")
+    assert node_services.run_node_claim(run_id=run.pk, owner="a@h:t", worker_name=a.name, queue_name=old) is None
+    assert not RunNode.objects.filter(run=run).exists()
+    assert node_services.run_node_claim(run_id=run.pk, owner="a@h:t", worker_name=a.name, queue_name="parked")
+
+
+@pytest.mark.django_db
+@pytest.mark.sqlite_ok
 def test_a_gang_starts_only_when_every_slot_is_held_by_distinct_workers(run_factory, settings):
     a, b, c = worker("a@h"), worker("b@h"), worker("c@h")
     run = run_factory(resources={"nnodes": 3, "nproc_per_node": 1})

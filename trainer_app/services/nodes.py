@@ -72,24 +72,25 @@ def _send_again(run: Run, count: int) -> None:
     transaction.on_commit(send)
 
 
-def run_node_claim(*, run_id: int, owner: str, worker_name: str) -> RunNode | None:
+def run_node_claim(*, run_id: int, owner: str, worker_name: str, queue_name: str | None = None) -> RunNode | None:
     """Take a free node slot of a queued multi-node run for this delivery, or None: the run is not queued
-    (cancelled, started, finished), all its slots are held, this worker already holds one, or this worker
-    has too few free GPUs. The run's row lock serialises the claims of one run."""
+    (cancelled, started, finished), it is no longer in `queue_name` (the queue the delivery came from: an admin
+    moved it), all its slots are held, this worker already holds one, or this worker has too few free GPUs.
+    The run's row lock serialises the claims of one run, and its moves."""
     try:
-        return _claim(run_id=run_id, owner=owner, worker_name=worker_name)
+        return _claim(run_id=run_id, owner=owner, worker_name=worker_name, queue_name=queue_name)
     except IntegrityError:  # another delivery took that rank at the same instant (SQLite has no row locks)
         return None
 
 
-def _claim(*, run_id: int, owner: str, worker_name: str) -> RunNode | None:
+def _claim(*, run_id: int, owner: str, worker_name: str, queue_name: str | None) -> RunNode | None:
     from trainer_app.services.runs import _place_gpus
 
     worker = Worker.objects.filter(name=worker_name).first()
     with transaction.atomic():
         run = (Run.objects.select_for_update().select_related("queue")
                .filter(id=run_id, status=RunStatus.QUEUED, cancel_requested=False).first())
-        if run is None:
+        if run is None or (queue_name and run.queue.name != queue_name):
             return None
         _send_again(run, _purge_nodes(run))
         nnodes = run_nnodes(run.resources)
