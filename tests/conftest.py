@@ -41,6 +41,21 @@ def django_db_setup(django_db_setup):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """Users the tests create hash their password with MD5 (Django's advice for test suites): PBKDF2's
+    1,000,000 iterations cost about 0.6 s a user on a 2-core machine, and most tests create one or more. The
+    product keeps PBKDF2 (settings.PASSWORD_HASHERS); its hashers stay listed, so their hashes still verify."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    fast = override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher",
+                                               *settings.PASSWORD_HASHERS])
+    fast.enable()  # sends setting_changed, which clears Django's cache of hashers
+    yield
+    fast.disable()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def falkordb_server(tmp_path_factory):
     """A FalkorDB from the wheel for the whole session (unless KG_URL pointed elsewhere)."""
     port = os.environ.get("TRAINYARD_TEST_FALKORDB_PORT")
