@@ -51,12 +51,14 @@ up: install
 # Two pytest sessions side by side: the browser tests (each drives its own `manage.py up` stack, with its
 # own Redis), then the slowest training-heavy integration files (on a test database of their own), then the
 # SQLite subset, beside the rest on PostgreSQL. On 2 cores one mostly waits (a browser, a torch import) while
-# the other works. Each has its own Redis db: the reconciler's tests flush theirs.
+# the other works. Each has its own Redis db: the reconciler's tests flush theirs. Their trainings run side by
+# side, so each engine process gets one torch thread (docs/operations.md).
 TEST_SIDE_REDIS_URL ?= redis://127.0.0.1:6379/8
 TEST_SQLITE_URL := sqlite:///$(CURDIR)/var/test-sqlite/trainyard.sqlite3
 SIDE_INTEGRATION := tests/integration/test_sweeps.py tests/integration/test_lr_finder.py \
 	tests/integration/test_multinode.py tests/integration/test_fleet_faults.py
 
+test: export TRAINYARD_ENGINE_CPU_THREADS ?= 1
 test: $(STAMP_DEV) $(STAMP_NPM) $(STAMP_CHROMIUM)
 	@mkdir -p test-output
 	@echo "browser tests, then the SQLite subset, run beside the PostgreSQL suite; their log: test-output/side.log"

@@ -31,6 +31,8 @@ KNOWN_VARIABLES: dict[str, str] = {
                                    "(default 15)",
     "TRAINYARD_RECONCILE_GRACE_S": "how long a queued run's message must have been missing before it is sent again "
                                    "(default 30)",
+    "TRAINYARD_ENGINE_CPU_THREADS": "torch threads per training process on this worker (default 0: its CPU count "
+                                    "divided by the run's processes per node); 1 where several runs share its CPUs",
     "TRAINYARD_RUN_HANG_TIMEOUT_S": "seconds without progress after which a run's engine counts as hung and is "
                                     "restarted from its checkpoint (default 600)",
     "SECRET_KEY": "Django's secret key; required in production, generated under var/ otherwise",

@@ -144,6 +144,8 @@ RUN_CANCEL_GRACE_SECONDS = 60  # after SIGTERM, the engine finishes its step and
 # An engine whose ranks make no progress (no step, evaluation batch or bounded phase such as a checkpoint) for
 # this long is hung: its supervisor kills it and re-queues the run to resume from its checkpoint (docs/operations.md)
 RUN_HANG_TIMEOUT_SECONDS = env.get_int("TRAINYARD_RUN_HANG_TIMEOUT_S", 600, minimum=1)
+# torch threads per training process (OMP_NUM_THREADS); 0 = this worker's CPU count over the run's processes
+ENGINE_CPU_THREADS = env.get_int("TRAINYARD_ENGINE_CPU_THREADS", 0, minimum=0)
 # a run queued in SQL this long, whose message the broker has not held for this long either, is sent again
 RUN_RECONCILE_GRACE_SECONDS = env.get_int("TRAINYARD_RECONCILE_GRACE_S", 30, minimum=0)
 RUN_HANG_STARTUP_SECONDS = 180  # torchrun's agent imports torch before any rank starts (and beats): at least this long

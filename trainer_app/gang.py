@@ -28,7 +28,8 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from trainer_app.models import ACTIVE_STATUSES, Run, RunNode, RunNodeState, RunStatus
-from trainer_app.runner import LOG_TAIL_LINES, POLL_SECONDS, RunSupervisor, _die_with_parent, _engine_error
+from trainer_app.runner import (LOG_TAIL_LINES, POLL_SECONDS, RunSupervisor, _die_with_parent, _engine_error,
+                                engine_threads)
 from trainer_app.services import nodes as node_services
 from trainer_app.services import runs as run_services
 from trainer_app.services.steering import run_delivered_elsewhere
@@ -107,7 +108,7 @@ def gang_wait(node: RunNode, *, timeout_s: float) -> str:
 
 
 def _node_environment(nproc: int, devices: str) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)), PYTHONUNBUFFERED="1",
+    return dict(os.environ, OMP_NUM_THREADS=str(engine_threads(nproc)), PYTHONUNBUFFERED="1",
                 CUDA_VISIBLE_DEVICES=devices)
 
 

@@ -48,6 +48,13 @@ def torchrun_command(spec_path: Path, nproc_per_node: int) -> list[str]:
             "--nproc-per-node", str(nproc_per_node), "-m", "trainer_app.engine", str(spec_path)]
 
 
+def engine_threads(nproc_per_node: int) -> int:
+    """torch threads for each of a run's processes on this worker: TRAINYARD_ENGINE_CPU_THREADS where an admin
+    set it (a worker running several jobs at once, or sharing its CPUs), else its CPUs shared among the run's
+    processes. More threads than cores spin against each other and slow every run on the machine."""
+    return settings.ENGINE_CPU_THREADS or max(1, (os.cpu_count() or 1) // max(1, nproc_per_node))
+
+
 def engine_command(spec_path: Path, nproc_per_node: int) -> list[str]:
     """How the engine starts: under torchrun for several processes; one process on one node runs the engine
     directly, which skips torchrun's agent and its own `import torch` (launch to first metric 7.7 s → 3.9 s
@@ -85,7 +92,7 @@ class RunSupervisor:
             self.gate = gate_directory(run)
             self.gate.mkdir(parents=True, exist_ok=True)
         nproc = int(run.resources.get("nproc_per_node", 1))
-        environment = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)),
+        environment = dict(os.environ, OMP_NUM_THREADS=str(engine_threads(nproc)),
                            PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
         log_path = directory / "engine.log"
         self.watch = ProgressWatch(heartbeat_directory(run), ranks=nproc, timeout_s=settings.RUN_HANG_TIMEOUT_SECONDS,

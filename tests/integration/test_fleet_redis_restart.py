@@ -116,6 +116,7 @@ def emitted_points(run_id: int) -> set[tuple[str, int]]:
     return points
 
 
+@pytest.mark.timeout(600)  # 2.5 minutes on a busy 2-core host; its waits add up to 7
 def test_runs_finish_and_none_is_stuck_when_redis_restarts_mid_run(lab, own_redis, restart_stack):  # noqa: F811
     Queue.objects.create(name="restart")
     with launches_to(own_redis.url):

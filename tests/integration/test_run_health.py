@@ -128,6 +128,7 @@ def lab(transactional_db, user_factory, project_factory, api_client):
             "iris": Dataset.objects.get(project=project, name="iris").id}
 
 
+@pytest.mark.timeout(540)  # its 400 epochs took 3 minutes on a busy 2-core host; each of its two waits has 4
 @pytest.mark.usefixtures("celery_worker_process")
 def test_a_run_made_to_overfit_shows_the_warning_while_it_trains_and_in_the_graph(lab, configured_graph):
     """Iris (120 training rows, 15 for validation) with a 512×512 MLP, Adam at 0.01, batch 8 and no weight

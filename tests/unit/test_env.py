@@ -97,3 +97,15 @@ def test_embedded_secret_key_is_generated_once_and_kept(monkeypatch, tmp_path):
     first = env.secret_key("development", tmp_path)
     assert len(first) >= 50 and env.secret_key("development", tmp_path) == first
     assert (Path(tmp_path) / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_engine_threads_share_the_cpus_among_a_runs_processes_unless_an_admin_set_them(settings):
+    import os
+
+    from trainer_app.runner import engine_threads
+
+    settings.ENGINE_CPU_THREADS = 0
+    cores = os.cpu_count() or 1
+    assert engine_threads(1) == cores and engine_threads(cores * 2) == 1
+    settings.ENGINE_CPU_THREADS = 3
+    assert engine_threads(1) == 3 and engine_threads(4) == 3
