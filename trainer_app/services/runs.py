@@ -46,9 +46,8 @@ def run_claim(*, run_id: int, owner: str, worker_name: str | None = None, queue_
     """Take a queued run for this delivery. False when the run is cancelled, finished, or claimed
     by a delivery that is still alive (that delivery does nothing), when it is no longer in `queue_id` (the
     queue the delivery came from: an admin moved it, and its new queue got a message of its own), when its
-    queue already has
-    `max_concurrent` runs starting or running, or when this worker has fewer free GPUs than the run needs
-    (the task comes back later). A claimed run gets its own CUDA_VISIBLE_DEVICES: GPUs of this worker that
+    queue already has `max_concurrent` runs starting or running, or when this worker has fewer free GPUs than
+    the run needs (the task comes back later). A claimed run gets its own CUDA_VISIBLE_DEVICES: GPUs of this worker that
     no other active run holds (none for a CPU job, which then sees no GPU)."""
     now = timezone.now()
     worker = Worker.objects.filter(name=worker_name).first() if worker_name else None

@@ -87,7 +87,7 @@ def run_claim_in_order(*, run_id: int, owner: str, worker_name: str | None = Non
     if not _single_node(row["resources"]):
         return run_id if claim(run_id=run_id) else None
     free = _free_gpu_count(worker_name)
-    ahead = (_waiting(row["queue_id"]).filter(_ahead_of(row["priority"], row["queue_order"], run_id))
+    ahead = (_waiting(queue_id).filter(_ahead_of(row["priority"], row["queue_order"], run_id))
              .order_by(*QUEUE_ORDER).values_list("id", "resources")[:CANDIDATES])
     fitting = [candidate for candidate, resources in ahead if _single_node(resources) and _gpus(resources) <= free]
     for candidate in [*fitting[:CLAIM_TRIES], run_id]:
