@@ -29,7 +29,7 @@ from django.db import close_old_connections
 
 from trainer_app.models import ACTIVE_STATUSES, Run, RunNode, RunNodeState, RunStatus
 from trainer_app.runner import (LOG_TAIL_LINES, POLL_SECONDS, RunSupervisor, _die_with_parent, _engine_error,
-                                engine_threads)
+                                engine_environment)
 from trainer_app.services import nodes as node_services
 from trainer_app.services import runs as run_services
 from trainer_app.services.steering import run_delivered_elsewhere
@@ -105,11 +105,6 @@ def gang_wait(node: RunNode, *, timeout_s: float) -> str:
             node_services.run_nodes_purge(run_id=node.run_id)
             last_purge = time.monotonic()
         time.sleep(POLL_SECONDS)
-
-
-def _node_environment(nproc: int, devices: str) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS=str(engine_threads(nproc)), PYTHONUNBUFFERED="1",
-                CUDA_VISIBLE_DEVICES=devices)
 
 
 def _describe_exit(code: int, tail: list[str]) -> str:
@@ -226,7 +221,7 @@ class GangMemberSupervisor:
         command = gang_torchrun_command(spec_path, nproc=nproc, nnodes=node_services.run_nnodes(run.resources),
                                         node=self.node)
         self.process = subprocess.Popen(
-            command, cwd=str(settings.BASE_DIR), env=_node_environment(nproc, self.node.cuda_visible_devices),
+            command, cwd=str(settings.BASE_DIR), env=engine_environment(nproc, self.node.cuda_visible_devices),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent,
         )

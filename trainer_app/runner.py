@@ -55,6 +55,12 @@ def engine_threads(nproc_per_node: int) -> int:
     return settings.ENGINE_CPU_THREADS or max(1, (os.cpu_count() or 1) // max(1, nproc_per_node))
 
 
+def engine_environment(nproc_per_node: int, cuda_visible_devices: str) -> dict:
+    """The environment a run's engine starts with on this worker (one node of a gang too)."""
+    return dict(os.environ, OMP_NUM_THREADS=str(engine_threads(nproc_per_node)), PYTHONUNBUFFERED="1",
+                CUDA_VISIBLE_DEVICES=cuda_visible_devices)
+
+
 def engine_command(spec_path: Path, nproc_per_node: int) -> list[str]:
     """How the engine starts: under torchrun for several processes; one process on one node runs the engine
     directly, which skips torchrun's agent and its own `import torch` (launch to first metric 7.7 s → 3.9 s
@@ -92,8 +98,7 @@ class RunSupervisor:
             self.gate = gate_directory(run)
             self.gate.mkdir(parents=True, exist_ok=True)
         nproc = int(run.resources.get("nproc_per_node", 1))
-        environment = dict(os.environ, OMP_NUM_THREADS=str(engine_threads(nproc)),
-                           PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES=run.resources.get("cuda_visible_devices", ""))
+        environment = engine_environment(nproc, run.resources.get("cuda_visible_devices", ""))
         log_path = directory / "engine.log"
         self.watch = ProgressWatch(heartbeat_directory(run), ranks=nproc, timeout_s=settings.RUN_HANG_TIMEOUT_SECONDS,
                                    startup_s=settings.RUN_HANG_STARTUP_SECONDS)
